@@ -211,6 +211,18 @@ class Config(_Section):
                 raise ValueError(f"merchant slug {slug!r} must match {SLUG_RE.pattern}")
         return value
 
+    @model_validator(mode="after")
+    def _valid_merchant_schedules(self) -> Self:
+        for slug in self.merchants:
+            try:
+                self.sweep_for(slug)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                raise ValueError(f"merchants.{slug}.sweep: {problems}") from None
+        return self
+
     def sweep_for(self, slug: str) -> SweepConfig:
         """The sweep schedule of one merchant: [sweep] with its file overrides applied."""
         merchant = self.merchants.get(slug)
