@@ -1,0 +1,139 @@
+-- create_verification_request --
+-- Queue an on-demand verification, or return the open one of the same product (shared).
+WITH inserted AS (
+    INSERT INTO verification_requests (id, merchant_id, product_id)
+    SELECT $3, $1, $2
+    WHERE EXISTS (SELECT 1 FROM products WHERE merchant_id = $1 AND product_id = $2)
+    ON CONFLICT (merchant_id, product_id) WHERE state <> 'done' DO NOTHING
+    RETURNING *
+)
+SELECT * FROM inserted
+UNION ALL
+SELECT * FROM verification_requests
+WHERE merchant_id = $1 AND product_id = $2 AND state <> 'done'
+  AND NOT EXISTS (SELECT 1 FROM inserted)
+
+-- get_verification_request --
+-- One verification request of a merchant.
+SELECT * FROM verification_requests WHERE id = $1 AND merchant_id = $2
+
+-- claim_on_demand --
+-- Lease due on-demand requests (queued, or whose lease expired) with their product and merchant.
+WITH due AS (
+    SELECT id FROM verification_requests
+    WHERE state <> 'done' AND not_before <= now()
+      AND (state = 'queued' OR lease_until < now())
+    ORDER BY not_before, requested_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE verification_requests r
+SET state = 'running', lease_owner = $2, lease_until = now() + make_interval(secs => $3),
+    started_at = coalesce(r.started_at, now())
+FROM due, products p, merchants m
+WHERE r.id = due.id AND p.merchant_id = r.merchant_id AND p.product_id = r.product_id
+  AND m.id = r.merchant_id
+RETURNING r.id AS request_id, r.attempts, r.requested_at, p.merchant_id, p.product_id, p.url,
+          p.status, p.availability, p.data, p.pending, p.pending_at, p.etag, p.last_modified,
+          p.content_sha256, p.not_found_count, m.slug, m.hosts, m.currency
+
+-- claim_changed --
+-- Lease products due in the `changed` lane with their merchant.
+WITH due AS (
+    SELECT merchant_id, product_id FROM products
+    WHERE changed_due_at <= now()
+      AND (changed_lease_until IS NULL OR changed_lease_until < now())
+    ORDER BY changed_due_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE products p
+SET changed_lease_until = now() + make_interval(secs => $3), changed_lease_owner = $2
+FROM due, merchants m
+WHERE p.merchant_id = due.merchant_id AND p.product_id = due.product_id AND m.id = p.merchant_id
+RETURNING p.changed_attempts AS attempts, now() AS claimed_at, p.merchant_id, p.product_id,
+          p.url, p.status, p.availability, p.data, p.pending, p.pending_at, p.etag,
+          p.last_modified, p.content_sha256, p.not_found_count, m.slug, m.hosts, m.currency
+
+-- renew_on_demand_leases --
+-- Extend the leases this daemon holds on in-flight on-demand requests.
+UPDATE verification_requests SET lease_until = now() + make_interval(secs => $3)
+WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'running'
+
+-- renew_changed_leases --
+-- Extend the leases this daemon holds on in-flight changed-lane products.
+UPDATE products SET changed_lease_until = now() + make_interval(secs => $4)
+FROM unnest($1::bigint[], $2::text[]) AS k (merchant_id, product_id)
+WHERE products.merchant_id = k.merchant_id AND products.product_id = k.product_id
+  AND changed_lease_owner = $3
+
+-- release_on_demand --
+-- Hand back requests this daemon claimed but did not start (graceful stop).
+UPDATE verification_requests SET state = 'queued', lease_owner = NULL, lease_until = NULL
+WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'running'
+
+-- release_changed --
+-- Hand back changed-lane products this daemon claimed but did not start (graceful stop).
+UPDATE products SET changed_lease_until = NULL, changed_lease_owner = NULL
+FROM unnest($1::bigint[], $2::text[]) AS k (merchant_id, product_id)
+WHERE products.merchant_id = k.merchant_id AND products.product_id = k.product_id
+  AND changed_lease_owner = $3
+
+-- apply_result --
+-- Write one verification outcome onto its product (the state machine's decision).
+UPDATE products SET
+    status = coalesce($3, status),
+    data = coalesce($4, data),
+    availability = CASE WHEN $3 IS NULL THEN availability ELSE $5 END,
+    availability_detail = CASE WHEN $3 IS NULL THEN availability_detail ELSE $6 END,
+    pending = CASE WHEN $7 THEN NULL ELSE pending END,
+    pending_at = CASE WHEN $7 THEN NULL ELSE pending_at END,
+    verified_at = CASE WHEN $8 THEN now() ELSE verified_at END,
+    source = CASE WHEN $4 IS NULL THEN source ELSE 'page' END,
+    updated_at = CASE WHEN $4 IS NULL THEN updated_at ELSE now() END,
+    last_checked_at = now(),
+    last_outcome = $9,
+    last_http_status = $10,
+    last_error = $11,
+    etag = CASE WHEN $12 THEN $13 ELSE etag END,
+    last_modified = CASE WHEN $12 THEN $14 ELSE last_modified END,
+    content_sha256 = CASE WHEN $12 AND $15::bytea IS NOT NULL THEN $15 ELSE content_sha256 END,
+    failure_count = CASE WHEN $16 THEN failure_count + 1 ELSE 0 END,
+    not_found_count = $17,
+    -- the changed lane: clear the marker, or move it to the retry time; a tag that arrived
+    -- while the fetch was in flight keeps it due
+    changed_due_at = CASE
+        WHEN NOT $18 THEN changed_due_at
+        WHEN $19::timestamptz IS NOT NULL THEN $19
+        WHEN pending_at > $20 AND NOT $7 THEN now()
+        ELSE NULL END,
+    changed_attempts = CASE WHEN NOT $18 THEN changed_attempts
+        WHEN $19::timestamptz IS NOT NULL THEN changed_attempts + 1 ELSE 0 END,
+    changed_lease_until = CASE WHEN $18 THEN NULL ELSE changed_lease_until END,
+    changed_lease_owner = CASE WHEN $18 THEN NULL ELSE changed_lease_owner END
+WHERE merchant_id = $1 AND product_id = $2
+
+-- finish_request --
+-- Record an on-demand attempt: done, or queued again for a retry at $6.
+UPDATE verification_requests SET
+    state = CASE WHEN $6::timestamptz IS NULL THEN 'done' ELSE 'queued' END,
+    attempts = attempts + 1,
+    not_before = coalesce($6, not_before),
+    finished_at = CASE WHEN $6::timestamptz IS NULL THEN now() ELSE NULL END,
+    outcome = $3, http_status = $4, error = $5,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND lease_owner = $2
+
+-- insert_changes --
+-- Append rows to the sync log.
+-- (old and new values arrive as JSON text: a jsonb[] parameter cannot hold JSON arrays)
+INSERT INTO changes (merchant_id, product_id, sweep_id, verification_id, cause, field, old_value, new_value)
+SELECT m, p, s, v, c, f, o::jsonb, n::jsonb
+FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+            $7::text[], $8::text[]) AS t (m, p, s, v, c, f, o, n)
+
+-- lane_backlog --
+-- Work waiting in the database, for the lane-due gauges.
+SELECT
+    (SELECT count(*) FROM verification_requests WHERE state <> 'done') AS on_demand,
+    (SELECT count(*) FROM products WHERE changed_due_at IS NOT NULL) AS changed

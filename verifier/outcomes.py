@@ -1,0 +1,323 @@
+"""The verification state machine, in one place: (product, fetch, parse) -> decision.
+
+Pure: no IO, no clock reads beyond the ``now`` passed in. The engine applies the decision to the
+database. Outcomes (INTERFACE.md): verified, not_modified, not_found, mismatch, unparseable,
+blocked, fetch_error, rate_limited.
+
+Rules worth knowing:
+- A page that states no availability but renders the product counts as in stock (the shop
+  serves it); the precise detail stays null.
+- ``not_found`` (404/410 or a cn_product_not_found tag) discontinues the product, except that a
+  sweep's first 404 is only recorded: a second fetch must confirm it before discontinuing.
+- ``fetch_error`` and ``rate_limited`` are retried with exponential backoff up to
+  ``max_attempts``; the last good data always stays.
+- Tag data (the pending observation) is cleared once a verification confirmed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from verifier.fetcher import FetchResult
+from verifier.parser_model import PageProduct, ParseResult
+from verifier.product_schema import differs_materially, validate_product
+
+# Fields whose changes the sync log records (the product object's own fields).
+TRACKED_FIELDS = (
+    "name",
+    "unit_price",
+    "currency",
+    "availability",
+    "availability_detail",
+    "brand",
+    "unit_price_original",
+    "categories",
+    "image_url",
+    "url",
+)
+RETRYABLE = frozenset({"fetch_error", "rate_limited"})
+
+
+@dataclass(frozen=True, slots=True)
+class ProductState:
+    """What the engine knows about a product when its verification starts."""
+
+    product_id: str
+    url: str
+    status: str
+    availability: str | None
+    data: Mapping[str, Any]
+    pending: Mapping[str, Any] | None
+    content_sha256: bytes | None
+    not_found_count: int
+    attempts: int  # verification attempts already made for this request (0 on the first)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field that changed: the sync log's row."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to write after one verification attempt."""
+
+    outcome: str
+    http_status: int | None
+    error: str | None
+    # Final: the request is finished; else retry after retry_in_s.
+    final: bool = True
+    retry_in_s: float | None = None
+    # New verified snapshot (None: keep the stored data).
+    data: dict[str, Any] | None = None
+    status: str | None = None
+    availability: str | None = None
+    availability_detail: str | None = None
+    clear_pending: bool = False
+    content_sha256: bytes | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_found_count: int = 0
+    counts_as_failure: bool = False
+    # The page's content is byte-identical to the last verified one: nothing to rewrite.
+    unchanged_content: bool = False
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+
+
+def _snapshot(
+    page: PageProduct, state: ProductState, hosts: Sequence[str], currency: str
+) -> dict[str, Any]:
+    """The verified snapshot: stored fields, overwritten by what the page states."""
+    stated: dict[str, Any] = {}
+    for name in (
+        "name",
+        "unit_price",
+        "currency",
+        "brand",
+        "description",
+        "image_url",
+        "thumbnail_url",
+        "unit_price_original",
+        "unit_price_without_vat",
+        "discounted_percentage",
+        "discounted_amount",
+        "rating_value",
+        "rating_count",
+        "review_count",
+        "published_at",
+    ):
+        value = getattr(page, name)
+        if value is not None:
+            stated[name] = str(value) if isinstance(value, Decimal) else value
+    for name in ("categories", "tags", "related_product_ids"):
+        if getattr(page, name):
+            stated[name] = list(getattr(page, name))
+    if page.custom_fields:
+        stated["custom_fields"] = dict(page.custom_fields)
+    merged = {**state.data, **stated, "product_id": state.product_id, "url": state.url}
+    merged.pop("availability", None)
+    merged.pop("availability_detail", None)
+    # Normalise through the same validation as every other source; a field the page states
+    # badly (e.g. a negative price) is dropped rather than failing the verification.
+    for _ in range(3):
+        canonical, errors = validate_product(
+            merged, allowed_hosts=(), default_currency=currency, require_url_host=False
+        )
+        if canonical is not None:
+            return canonical
+        bad = {e.field for e in errors if e.field}
+        if not bad or bad & {"product_id", "url"}:
+            break
+        for name in bad:
+            merged[name] = state.data.get(name)
+            if merged[name] is None:
+                merged.pop(name)
+    return {k: v for k, v in state.data.items() if k not in ("availability", "availability_detail")}
+
+
+def _changes(
+    old_data: Mapping[str, Any],
+    new_data: Mapping[str, Any],
+    old_status: str,
+    new_status: str,
+) -> tuple[Change, ...]:
+    out = []
+    if old_status != new_status:
+        out.append(Change("status", old_status, new_status))
+    for name in TRACKED_FIELDS:
+        old, new = old_data.get(name), new_data.get(name)
+        if (
+            name == "unit_price"
+            and old is not None
+            and new is not None
+            and Decimal(str(old)) == Decimal(str(new))
+        ):
+            continue
+        if old != new:
+            out.append(Change(name, old, new))
+    return tuple(out)
+
+
+def _page_id_matches(page: PageProduct, product_id: str) -> bool:
+    stated = [v.strip() for v in (page.product_id, page.sku) if v and v.strip()]
+    # A page without any id cannot contradict the product it was fetched for.
+    return not stated or product_id.strip() in stated
+
+
+def retry_delay_s(attempts: int, retry_after_s: float | None, base_s: float, cap_s: float) -> float:
+    """Delay before the next attempt: Retry-After when given, else exponential (jitter-free)."""
+    if retry_after_s is not None:
+        return min(max(retry_after_s, base_s), cap_s)
+    return float(min(cap_s, base_s * (2 ** max(0, attempts))))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Knobs of the state machine."""
+
+    max_attempts: int = 5
+    retry_base_s: float = 5.0
+    retry_cap_s: float = 600.0
+    confirm_not_found: bool = False  # True for sweeps: one 404 needs a second fetch
+
+
+def decide(
+    state: ProductState,
+    fetch: FetchResult,
+    parsed: ParseResult | None,
+    *,
+    hosts: Sequence[str],
+    currency: str,
+    policy: Policy,
+) -> Decision:
+    """Decide the outcome of one verification attempt."""
+    status = fetch.http_status
+    if fetch.outcome in RETRYABLE:
+        attempts = state.attempts + 1
+        final = attempts >= policy.max_attempts
+        delay = retry_delay_s(
+            state.attempts, fetch.retry_after_s, policy.retry_base_s, policy.retry_cap_s
+        )
+        return Decision(
+            fetch.outcome,
+            error=fetch.error,
+            final=final,
+            retry_in_s=None if final else delay,
+            counts_as_failure=True,
+            not_found_count=state.not_found_count,
+            http_status=status,
+        )
+    if fetch.outcome == "blocked":
+        return Decision(
+            "blocked",
+            error=fetch.error,
+            counts_as_failure=True,
+            not_found_count=state.not_found_count,
+            http_status=status,
+        )
+    if fetch.outcome == "not_modified":
+        return Decision(
+            "not_modified",
+            error=None,
+            etag=fetch.etag,
+            last_modified=fetch.last_modified,
+            not_found_count=0,
+            http_status=status,
+        )
+    gone = fetch.outcome == "not_found" or (parsed is not None and parsed.not_found)
+    if gone:
+        if policy.confirm_not_found and state.not_found_count == 0:
+            # First sighting in a sweep: recorded, re-checked, nothing discontinued yet.
+            return Decision(
+                "not_found",
+                error="not found once; waiting for confirmation",
+                final=False,
+                retry_in_s=policy.retry_base_s,
+                not_found_count=1,
+                http_status=status,
+            )
+        data = dict(state.data)
+        return Decision(
+            "not_found",
+            error=None,
+            data=data,
+            status="verified",
+            availability="discontinued",
+            availability_detail="discontinued",
+            clear_pending=True,
+            not_found_count=state.not_found_count + 1,
+            changes=_changes(
+                {**state.data, "availability": state.availability},
+                {**data, "availability": "discontinued"},
+                state.status,
+                "verified",
+            ),
+            http_status=status,
+        )
+    assert fetch.body is not None
+    if parsed is None or parsed.product is None:
+        return Decision(
+            "unparseable",
+            error="no cn_product_visited tag and no schema.org Product data",
+            counts_as_failure=True,
+            not_found_count=0,
+            http_status=status,
+        )
+    page = parsed.product
+    if not _page_id_matches(page, state.product_id):
+        stated = page.product_id or page.sku
+        return Decision(
+            "mismatch",
+            error=f"the page describes product {stated!r}",
+            counts_as_failure=True,
+            not_found_count=0,
+            http_status=status,
+        )
+    digest = hashlib.sha256(fetch.body).digest()
+    availability = page.availability or (
+        state.availability if state.status == "verified" and state.availability else "in_stock"
+    )
+    detail = page.availability_detail if page.availability else None
+    if state.status == "verified" and digest == state.content_sha256:
+        return Decision(
+            "verified",
+            error=None,
+            unchanged_content=True,
+            content_sha256=digest,
+            etag=fetch.etag,
+            last_modified=fetch.last_modified,
+            http_status=status,
+        )
+    snapshot = _snapshot(page, state, hosts, currency)
+    observed = state.pending
+    confirmed = observed is None or not differs_materially(
+        {**snapshot, "availability": availability}, observed
+    )
+    return Decision(
+        "verified",
+        error=None,
+        data=snapshot,
+        status="verified",
+        availability=availability,
+        availability_detail=detail,
+        clear_pending=confirmed,
+        content_sha256=digest,
+        etag=fetch.etag,
+        last_modified=fetch.last_modified,
+        not_found_count=0,
+        changes=_changes(
+            {**state.data, "availability": state.availability},
+            {**snapshot, "availability": availability},
+            state.status,
+            "verified",
+        ),
+        http_status=status,
+    )
