@@ -187,6 +187,8 @@ class LogConfig(_Section):
 class DaemonConfig(_Section):
     shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
     watchdog: bool = True
+    work_lease_s: float = Field(default=60.0, ge=1, le=3600)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
 
 
 class Config(_Section):
