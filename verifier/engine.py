@@ -131,14 +131,14 @@ class VerificationEngine:
         services: Services,
         *,
         owner: str | None = None,
-        lease_s: float = 60.0,
-        poll_s: float = 1.0,
+        lease_s: float | None = None,
+        poll_s: float | None = None,
         fetcher: Fetcher | None = None,
     ) -> None:
         self.services = services
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_s = lease_s
-        self.poll_s = poll_s
+        self.lease_s = lease_s or services.config.daemon.work_lease_s
+        self.poll_s = poll_s or services.config.daemon.poll_interval_s
         self._fetcher = fetcher
         self._host_limits: dict[str, HostLimits] = {}
         self._claimed_requests: set[uuid.UUID] = set()

@@ -1,0 +1,168 @@
+"""Politeness and durability of verification, measured from the outside.
+
+Rates are counted at the shop (server side); the crash test kills the real daemon process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ingest.context import Services
+from tests.daemon_process import start_daemon
+from tests.shop_server import Page, RunningShop, ShopState, running_shop
+from tests.test_engine import tag_page
+from verifier.config import Config
+from verifier.database import Database
+from verifier.engine import VerificationEngine, job_from_row
+from verifier.hostslot import Lane
+from verifier.merchants import Merchant, MerchantStore
+from verifier.metrics import Metrics
+from verifier.verify_requests import CompletionWaiter, request_verification
+
+PRODUCT_ROWS = """
+SELECT p.*, m.slug, m.hosts, m.currency, 0 AS attempts
+FROM products p JOIN merchants m ON m.id = p.merchant_id
+WHERE p.merchant_id = $1 ORDER BY p.product_id
+"""
+
+
+async def _catalog(db: Database, shop: RunningShop, count: int) -> Merchant:
+    """A merchant on the shop's host with `count` products at /p/<n>, each page served."""
+    merchant = await MerchantStore(db).create("shop-a", [shop.host])
+    await db.pool.execute(
+        "INSERT INTO products (merchant_id, product_id, source, url, data) "
+        "SELECT $1, 'P' || lpad(n::text, 6, '0'), 'tag', $2 || n, "
+        "jsonb_build_object('name', 'Mug', 'unit_price', '1.00') "
+        "FROM generate_series(1, $3) AS n",
+        merchant.id,
+        shop.url("/p/"),
+        count,
+    )
+    for n in range(1, count + 1):
+        shop.state.pages[f"/p/{n}"] = Page(tag_page(f"P{n:06d}", "Mug", "1.00"))
+    return merchant
+
+
+def _engine(db: Database, rate: float, concurrency: int = 4) -> VerificationEngine:
+    config = Config.model_validate(
+        {
+            "crawler": {
+                "allow_private_networks": True,
+                "respect_robots_txt": False,
+                "per_host_rate": rate,
+                "per_host_concurrency": concurrency,
+            },
+            "daemon": {"poll_interval_s": 0.05},
+        }
+    )
+    return VerificationEngine(Services(config=config, db=db, metrics=Metrics()))
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[RunningShop]:
+    async with running_shop(ShopState()) as running:
+        yield running
+
+
+async def _run(engine: VerificationEngine) -> asyncio.Task[None]:
+    task = asyncio.create_task(engine.run())
+    await asyncio.wait_for(engine._started.wait(), timeout=5)
+    return task
+
+
+async def _stop(engine: VerificationEngine, task: asyncio.Task[None]) -> None:
+    await engine.drain(1.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_host_never_gets_more_than_rate_plus_burst_in_any_second(
+    database: Database, shop: RunningShop
+) -> None:
+    """At per_host_rate 5/s, every 1-second window at the shop sees at most 5 + 1 requests."""
+    merchant = await _catalog(database, shop, 30)
+    engine = _engine(database, rate=5.0, concurrency=8)
+    task = await _run(engine)
+    try:
+        for row in await database.pool.fetch(PRODUCT_ROWS, merchant.id):
+            await engine.submit(job_from_row(row, Lane.SWEEP))
+        await shop.state.wait_until(lambda: len(shop.state.requests) >= 20, timeout_s=15)
+    finally:
+        await _stop(engine, task)
+    times = sorted(r.at_s for r in shop.state.requests if r.path.startswith("/p/"))
+    worst = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert worst <= 5 + 1, f"{worst} requests within one second"
+
+
+async def test_on_demand_jumps_a_10000_product_sweep_backlog_on_the_same_host(
+    database: Database, shop: RunningShop
+) -> None:
+    """A verify-now request behind 10,000 queued sweep jobs is fetched at the next token."""
+    merchant = await _catalog(database, shop, 10_000)
+    await database.pool.execute(
+        "INSERT INTO products (merchant_id, product_id, source, url, data) "
+        "VALUES ($1, 'URGENT', 'tag', $2, '{}')",
+        merchant.id,
+        shop.url("/urgent"),
+    )
+    shop.state.pages["/urgent"] = Page(tag_page("URGENT", "Urgent mug", "5.00"))
+    engine = _engine(database, rate=10.0, concurrency=1)
+    engine.frontier._capacity = (20_000, 20_000, 20_000)  # hold the whole backlog in memory
+    task = await _run(engine)
+    waiter = CompletionWaiter(database)
+    try:
+        rows = await database.pool.fetch(PRODUCT_ROWS + " LIMIT 10000", merchant.id)
+        for row in rows:
+            await engine.submit(job_from_row(row, Lane.SWEEP))
+        await shop.state.wait_until(lambda: len(shop.state.requests) >= 3, timeout_s=5)
+        before = len(shop.state.requests)
+        request = await request_verification(database, merchant.id, "URGENT")
+        engine.wake()
+        done = await waiter.wait(merchant.id, request["id"], timeout_s=10)
+        urgent = [i for i, r in enumerate(shop.state.requests) if r.path == "/urgent"]
+    finally:
+        await waiter.close()
+        await _stop(engine, task)
+    assert done["state"] == "done" and done["outcome"] == "verified"
+    # served within a couple of tokens (0.1 s each) of being queued, not after the backlog
+    assert urgent and urgent[0] - before <= 3, (urgent, before)
+
+
+async def test_on_demand_requests_survive_a_sigkill_of_the_daemon(
+    tmp_path: Path, db_dsn: str, database: Database, shop: RunningShop
+) -> None:
+    """A daemon killed mid-verification: after a restart the request is done, none lost."""
+    merchant = await _catalog(database, shop, 1)
+    shop.state.gate = asyncio.Event()  # the page hangs until the gate opens
+    env = {
+        "CATALOG_VERIFIER_CRAWLER__ALLOW_PRIVATE_NETWORKS": "true",
+        "CATALOG_VERIFIER_CRAWLER__RESPECT_ROBOTS_TXT": "false",
+        "CATALOG_VERIFIER_DAEMON__WORK_LEASE_S": "2",
+        "CATALOG_VERIFIER_DAEMON__POLL_INTERVAL_S": "0.2",
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_daemon(tmp_path / "a", dsn=db_dsn, env=env)
+    await asyncio.to_thread(first.wait_ready)
+    request = await request_verification(database, merchant.id, "P000001")
+    await shop.state.wait_until(lambda: shop.state.count("/p/1") >= 1, timeout_s=10)
+    first.signal(signal.SIGKILL)
+    await asyncio.to_thread(first.proc.wait, 10)
+    shop.state.gate.set()
+    second = start_daemon(tmp_path / "b", dsn=db_dsn, env=env)
+    try:
+        await asyncio.to_thread(second.wait_ready)
+        waiter = CompletionWaiter(database)
+        try:
+            done = await waiter.wait(merchant.id, request["id"], timeout_s=20)
+        finally:
+            await waiter.close()
+    finally:
+        await asyncio.to_thread(second.stop)
+    assert done["state"] == "done" and done["outcome"] == "verified"
+    assert shop.state.count("/p/1") >= 2
