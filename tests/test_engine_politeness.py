@@ -48,7 +48,9 @@ async def _catalog(db: Database, shop: RunningShop, count: int) -> Merchant:
     return merchant
 
 
-def _engine(db: Database, rate: float, concurrency: int = 4) -> VerificationEngine:
+def _engine(
+    db: Database, rate: float, concurrency: int = 4, capacity: int | None = None
+) -> VerificationEngine:
     config = Config.model_validate(
         {
             "crawler": {
@@ -60,7 +62,10 @@ def _engine(db: Database, rate: float, concurrency: int = 4) -> VerificationEngi
             "daemon": {"poll_interval_s": 0.05},
         }
     )
-    return VerificationEngine(Services(config=config, db=db, metrics=Metrics()))
+    lanes = {lane: capacity for lane in Lane} if capacity else None
+    return VerificationEngine(
+        Services(config=config, db=db, metrics=Metrics()), lane_capacity=lanes
+    )
 
 
 @pytest.fixture
@@ -111,8 +116,8 @@ async def test_on_demand_jumps_a_10000_product_sweep_backlog_on_the_same_host(
         shop.url("/urgent"),
     )
     shop.state.pages["/urgent"] = Page(tag_page("URGENT", "Urgent mug", "5.00"))
-    engine = _engine(database, rate=10.0, concurrency=1)
-    engine.frontier._capacity = (20_000, 20_000, 20_000)  # hold the whole backlog in memory
+    # the whole backlog is held in memory, as it would be for a host with a deep sweep lane
+    engine = _engine(database, rate=10.0, concurrency=1, capacity=20_000)
     task = await _run(engine)
     waiter = CompletionWaiter(database)
     try:

@@ -134,6 +134,7 @@ class VerificationEngine:
         lease_s: float | None = None,
         poll_s: float | None = None,
         fetcher: Fetcher | None = None,
+        lane_capacity: Mapping[Lane, int] | None = None,
     ) -> None:
         self.services = services
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -156,8 +157,9 @@ class VerificationEngine:
                 config.crawler.per_host_rate, config.crawler.per_host_concurrency
             ),
             limits_for=self._limits_for,
-            lane_capacity=LANE_CAPACITY,
+            lane_capacity=lane_capacity or LANE_CAPACITY,
         )
+        self._lane_capacity = dict(lane_capacity or LANE_CAPACITY)
         services.extras["verification_engine"] = self
 
     # -- component -----------------------------------------------------------------------
@@ -284,7 +286,7 @@ class VerificationEngine:
 
     async def _feed_changed(self) -> None:
         while not self._stopping:
-            room = LANE_CAPACITY[Lane.CHANGED] - self.frontier.depth(Lane.CHANGED)
+            room = self._lane_capacity[Lane.CHANGED] - self.frontier.depth(Lane.CHANGED)
             rows = await self._claim("claim_changed", min(room, 500)) if room > 0 else []
             for row in rows:
                 job = job_from_row(row, Lane.CHANGED, claimed_at=row["claimed_at"])
@@ -348,9 +350,27 @@ class VerificationEngine:
         try:
             return await self._verify(job)
         except CatalogVerifierError as exc:
+            # The result could not be written: the lease expires and the work is claimed again.
             log.error("verification.failed", error=str(exc))
             return WorkerReport(Feedback.OK)
+        except Exception as exc:
+            # A bug must not loop on one page forever: record it as a final failure.
+            log.exception("verification.crashed")
+            decision = Decision(
+                "fetch_error",
+                http_status=None,
+                error=f"internal error: {type(exc).__name__}",
+                counts_as_failure=True,
+                not_found_count=job.state.not_found_count,
+            )
+            with contextlib.suppress(CatalogVerifierError):
+                await self.record(job, decision)
+            return WorkerReport(Feedback.OK)
         finally:
+            if job.request_id is not None:
+                self._claimed_requests.discard(job.request_id)
+            if job.lane == Lane.CHANGED:
+                self._claimed_changed.discard(job.key)
             structlog.contextvars.unbind_contextvars("merchant", "product", "lane")
 
     async def _verify(self, job: VerifyJob) -> WorkerReport:
@@ -374,14 +394,8 @@ class VerificationEngine:
             job.state, fetch, parsed, hosts=job.hosts, currency=job.currency, policy=policy
         )
         held = decision.final and job.hold is not None and job.hold(job, decision)
-        try:
-            if not held:
-                await self.record(job, decision)
-        finally:
-            if job.request_id is not None:
-                self._claimed_requests.discard(job.request_id)
-            if job.lane == Lane.CHANGED:
-                self._claimed_changed.discard(job.key)
+        if not held:
+            await self.record(job, decision)
         log.debug("verification.done", outcome=decision.outcome, final=decision.final)
         if decision.final:
             metrics.verifications.labels(decision.outcome).inc()
