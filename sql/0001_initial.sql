@@ -67,7 +67,9 @@ CREATE TABLE products (
     changed_lease_owner text,
     PRIMARY KEY (merchant_id, product_id)
 );
-CREATE INDEX products_changed_due ON products (changed_due_at) WHERE changed_due_at IS NOT NULL;
+-- per merchant, so the changed-lane claim can take a fair share from every merchant
+CREATE INDEX products_changed_due ON products (merchant_id, changed_due_at)
+    WHERE changed_due_at IS NOT NULL;
 CREATE INDEX products_merchant_status ON products (merchant_id, status, availability, product_id);
 
 CREATE TABLE verification_requests (

@@ -38,14 +38,20 @@ RETURNING r.id AS request_id, r.attempts, r.requested_at, p.merchant_id, p.produ
           p.content_sha256, p.not_found_count, m.slug, m.hosts, m.currency
 
 -- claim_changed --
--- Lease products due in the `changed` lane with their merchant.
+-- Lease products due in the `changed` lane, at most $4 per merchant, skipping merchants in $5.
 WITH due AS (
-    SELECT merchant_id, product_id FROM products
-    WHERE changed_due_at <= now()
-      AND (changed_lease_until IS NULL OR changed_lease_until < now())
-    ORDER BY changed_due_at
+    SELECT d.merchant_id, d.product_id
+    FROM merchants m
+    CROSS JOIN LATERAL (
+        SELECT merchant_id, product_id FROM products
+        WHERE merchant_id = m.id AND changed_due_at <= now()
+          AND (changed_lease_until IS NULL OR changed_lease_until < now())
+        ORDER BY changed_due_at
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    ) d
+    WHERE m.id <> ALL($5::bigint[])
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE products p
 SET changed_lease_until = now() + make_interval(secs => $3), changed_lease_owner = $2

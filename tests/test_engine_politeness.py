@@ -138,6 +138,34 @@ async def test_on_demand_jumps_a_10000_product_sweep_backlog_on_the_same_host(
     assert urgent and urgent[0] - before <= 3, (urgent, before)
 
 
+async def test_one_merchants_changed_backlog_does_not_starve_another(
+    database: Database, shop: RunningShop
+) -> None:
+    """Changed-lane claims are shared between merchants: B's one change is not stuck behind A's."""
+    async with running_shop(ShopState(), host="127.0.0.2") as other:
+        merchant_a = await _catalog(database, shop, 300)
+        merchant_b = await MerchantStore(database).create("shop-b", [other.host])
+        await database.pool.execute(
+            "UPDATE products SET changed_due_at = now() - interval '1 hour' WHERE merchant_id = $1",
+            merchant_a.id,
+        )
+        await database.pool.execute(
+            "INSERT INTO products (merchant_id, product_id, source, url, data, changed_due_at) "
+            "VALUES ($1, 'B1', 'tag', $2, '{}', now())",
+            merchant_b.id,
+            other.url("/b1"),
+        )
+        other.state.pages["/b1"] = Page(tag_page("B1", "B mug", "2.00"))
+        engine = _engine(database, rate=2.0, concurrency=1, capacity=40)
+        task = await _run(engine)
+        try:
+            await other.state.wait_until(lambda: other.state.count("/b1") >= 1, timeout_s=5)
+        finally:
+            await _stop(engine, task)
+    # A's 300 products take minutes at 2/s; B was served right away
+    assert len(shop.state.requests) < 300
+
+
 async def test_on_demand_requests_survive_a_sigkill_of_the_daemon(
     tmp_path: Path, db_dsn: str, database: Database, shop: RunningShop
 ) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -144,6 +145,7 @@ class VerificationEngine:
         self._host_limits: dict[str, HostLimits] = {}
         self._claimed_requests: set[uuid.UUID] = set()
         self._claimed_changed: set[tuple[int, str]] = set()
+        self._changed_per_merchant: Counter[int] = Counter()
         self._wake = asyncio.Event()
         self._stopping = False
         self._started = asyncio.Event()
@@ -256,11 +258,11 @@ class VerificationEngine:
             await conn.remove_listener(WAKE_CHANNEL, self._on_wake)
         await self.services.db.pool.release(conn)
 
-    async def _claim(self, query: str, limit: int) -> list[asyncpg.Record]:
+    async def _claim(self, query: str, limit: int, *extra: object) -> list[asyncpg.Record]:
         try:
             async with self.services.db.pool.acquire() as conn:
                 rows: list[asyncpg.Record] = await conn.fetch(
-                    self.services.db.queries[query], limit, self.owner, self.lease_s
+                    self.services.db.queries[query], limit, self.owner, self.lease_s, *extra
                 )
                 return rows
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -284,13 +286,25 @@ class VerificationEngine:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
                 self._wake.clear()
 
+    def _merchant_share(self) -> int:
+        """Changed-lane jobs one merchant may hold: ~30 s of work, a quarter of the lane at most."""
+        rate = self.services.config.crawler.per_host_rate
+        return max(10, min(int(rate * 30), self._lane_capacity[Lane.CHANGED] // 4))
+
     async def _feed_changed(self) -> None:
+        # Claims are spread over merchants and capped per merchant, so one merchant's backlog
+        # never fills the lane while another merchant's changes wait.
         while not self._stopping:
             room = self._lane_capacity[Lane.CHANGED] - self.frontier.depth(Lane.CHANGED)
-            rows = await self._claim("claim_changed", min(room, 500)) if room > 0 else []
+            share = self._merchant_share()
+            full = [m for m, n in self._changed_per_merchant.items() if n >= share]
+            rows = (
+                await self._claim("claim_changed", min(room, 500), share, full) if room > 0 else []
+            )
             for row in rows:
                 job = job_from_row(row, Lane.CHANGED, claimed_at=row["claimed_at"])
                 self._claimed_changed.add(job.key)
+                self._changed_per_merchant[job.merchant_id] += 1
                 await self._submit_claimed(job)
             if not rows:
                 await asyncio.sleep(self.poll_s)
@@ -371,6 +385,9 @@ class VerificationEngine:
                 self._claimed_requests.discard(job.request_id)
             if job.lane == Lane.CHANGED:
                 self._claimed_changed.discard(job.key)
+                self._changed_per_merchant[job.merchant_id] -= 1
+                if self._changed_per_merchant[job.merchant_id] <= 0:
+                    del self._changed_per_merchant[job.merchant_id]
             structlog.contextvars.unbind_contextvars("merchant", "product", "lane")
 
     async def _verify(self, job: VerifyJob) -> WorkerReport:
