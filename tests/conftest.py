@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -27,11 +27,9 @@ TEMPLATE = "cv_template"
 _counter = itertools.count()
 
 
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Tests run on uvloop, like the daemon."""
-    return {"uvloop": uvloop.new_event_loop}
+# Tests run on uvloop, like the daemon. A process-wide policy (rather than a per-test loop
+# factory) keeps one session loop shared by async fixtures used from sync tests too.
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 @pytest.fixture(scope="session")
