@@ -11,15 +11,27 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 import structlog
 from aiohttp import web
 
-from verifier.exceptions import Conflict, InvalidInput, NotFound
+from verifier.exceptions import Conflict, DatabaseError, InvalidInput, NotFound
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Failures of the database connection, not of the request: 503, the client may retry.
+_UNAVAILABLE = (
+    DatabaseError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
 
 _CODES = {
     400: "bad_request",
@@ -102,6 +114,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return error_response(_from_http_exception(exc))
+    except _UNAVAILABLE as exc:
+        log.warning("http.database_unavailable", path=request.path, error=str(exc))
+        return error_response(
+            ApiError(503, "the database is unavailable; retry later", headers={"Retry-After": "5"})
+        )
     except Exception:
         log.exception("http.unhandled_error", path=request.path, method=request.method)
         return error_response(ApiError(500, "internal error"))

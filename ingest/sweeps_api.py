@@ -17,12 +17,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ingest.auth import require_merchant
 from ingest.context import SERVICES, Services
 from ingest.errors import ApiError, json_response
+from ingest.params import is_ascii_digits, page_size_param, read_json_object
 from verifier.merchants import Merchant
 from verifier.sweep_schedules import effective, load_override, merge_override, store_override
 from verifier.sweeps import SweepStore, render_sweep
@@ -32,7 +32,6 @@ SWEEPS_PATH = "/v1/sweeps"
 CURRENT_PATH = "/v1/sweeps/current"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-_JSON_TYPES = ("application/json", "")
 
 
 def _services(request: web.Request) -> Services:
@@ -49,34 +48,11 @@ def _wake_scheduler(request: web.Request) -> None:
         scheduler.wake()
 
 
-def _page_size(request: web.Request, default: int) -> int:
-    value = request.query.get("limit", "")
-    if value == "":
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
-        raise ApiError(400, f"limit: must be an integer from 1 to {MAX_PAGE_SIZE}")
-    return int(value)
-
-
 def _sweep_id(request: web.Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.match_info["sweep_id"])
     except ValueError:
         raise ApiError(404, "no such sweep") from None
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if content_type not in _JSON_TYPES and not content_type.endswith("+json"):
-        raise ApiError(415, "the body must be application/json")
-    body = await request.read()  # bounded by the listener's max_body_bytes (413)
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ApiError(422, "the body must be a JSON object of schedule keys")
-    return value
 
 
 # -- schedule ------------------------------------------------------------------------------
@@ -99,7 +75,7 @@ async def get_schedule(request: web.Request) -> web.Response:
 async def patch_schedule(request: web.Request) -> web.Response:
     """PATCH /v1/sweep-schedule: set (or, with null, clear) the merchant's own keys."""
     merchant = await require_merchant(request)
-    patch = await _json_object(request)
+    patch = await read_json_object(request, "a JSON object of schedule keys")
     services = _services(request)
     current = await load_override(services.db, merchant.id)
     override = merge_override(current, patch)
@@ -123,7 +99,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
 async def list_sweeps(request: web.Request) -> web.Response:
     """GET /v1/sweeps: newest first, keyset-paginated."""
     merchant = await require_merchant(request)
-    limit = _page_size(request, DEFAULT_PAGE_SIZE)
+    limit = page_size_param(request, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     rows, next_cursor = await _store(request).list(
         merchant.id, limit, request.query.get("after") or None
     )
@@ -182,9 +158,9 @@ async def cancel_sweep(request: web.Request) -> web.Response:
 async def sweep_changes(request: web.Request) -> web.Response:
     """GET /v1/sweeps/{sweep_id}/changes: the sync log of one sweep, oldest first."""
     merchant = await require_merchant(request)
-    limit = _page_size(request, 100)
+    limit = page_size_param(request, 100, MAX_PAGE_SIZE)
     raw_after = request.query.get("after", "")
-    if raw_after and not raw_after.isdigit():
+    if raw_after and not is_ascii_digits(raw_after):
         raise ApiError(400, "after: not a cursor returned by this API")
     rows, next_id = await _store(request).changes(
         merchant.id, _sweep_id(request), limit, int(raw_after or 0)

@@ -9,6 +9,7 @@ from aiohttp import web
 from ingest.auth import require_merchant
 from ingest.context import SERVICES, Services
 from ingest.errors import ApiError, json_response
+from ingest.params import product_id_param
 from verifier.verify_requests import (
     CompletionWaiter,
     get_verification,
@@ -35,10 +36,8 @@ async def verify_now(request: web.Request) -> web.Response:
     """Queue an on-demand verification; 200 with the result if it finishes within ``wait``."""
     merchant = await require_merchant(request)
     services: Services = request.app[SERVICES]
-    product_id = request.match_info["product_id"]
+    product_id = product_id_param(request)
     wait = _wait_s(request)
-    if not 1 <= len(product_id) <= 255:
-        raise ApiError(404, "no such product")
     row = await request_verification(services.db, merchant.id, product_id)
     engine = services.extras.get("verification_engine")
     if engine is not None:
