@@ -1,0 +1,1 @@
+"""Ingest listener benchmark: see ``python -m bench.ingest --help`` and BENCHMARKS.md."""
