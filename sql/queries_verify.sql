@@ -92,8 +92,9 @@ UPDATE products SET
     data = coalesce($4, data),
     availability = CASE WHEN $3 IS NULL THEN availability ELSE $5 END,
     availability_detail = CASE WHEN $3 IS NULL THEN availability_detail ELSE $6 END,
-    pending = CASE WHEN $7 THEN NULL ELSE pending END,
-    pending_at = CASE WHEN $7 THEN NULL ELSE pending_at END,
+    -- only tag data older than the fetch was confirmed by it
+    pending = CASE WHEN $7 AND coalesce(pending_at <= $20, true) THEN NULL ELSE pending END,
+    pending_at = CASE WHEN $7 AND coalesce(pending_at <= $20, true) THEN NULL ELSE pending_at END,
     verified_at = CASE WHEN $8 THEN now() ELSE verified_at END,
     source = CASE WHEN $4 IS NULL THEN source ELSE 'page' END,
     updated_at = CASE WHEN $4 IS NULL THEN updated_at ELSE now() END,
@@ -111,7 +112,7 @@ UPDATE products SET
     changed_due_at = CASE
         WHEN NOT $18 THEN changed_due_at
         WHEN $19::timestamptz IS NOT NULL THEN $19
-        WHEN pending_at > $20 AND NOT $7 THEN now()
+        WHEN pending_at > $20 THEN now()
         ELSE NULL END,
     changed_attempts = CASE WHEN NOT $18 THEN changed_attempts
         WHEN $19::timestamptz IS NOT NULL THEN changed_attempts + 1 ELSE 0 END,

@@ -393,6 +393,7 @@ class VerificationEngine:
     async def _verify(self, job: VerifyJob) -> WorkerReport:
         assert self._fetcher is not None
         metrics = self.services.metrics
+        started_at = datetime.now(UTC)
         fetch = await self._fetcher.fetch(
             job.state.url, job.hosts, etag=job.etag, last_modified=job.last_modified
         )
@@ -412,7 +413,7 @@ class VerificationEngine:
         )
         held = decision.final and job.hold is not None and job.hold(job, decision)
         if not held:
-            await self.record(job, decision)
+            await self.record(job, decision, started_at)
         log.debug("verification.done", outcome=decision.outcome, final=decision.final)
         if decision.final:
             metrics.verifications.labels(decision.outcome).inc()
@@ -426,15 +427,21 @@ class VerificationEngine:
             job.on_done(job, decision)
         return _feedback(fetch.outcome, fetch.http_status, fetch.retry_after_s)
 
-    async def record(self, job: VerifyJob, decision: Decision) -> None:
-        """Write one decision durably (batched with others); raises DatabaseError."""
+    async def record(
+        self, job: VerifyJob, decision: Decision, started_at: datetime | None = None
+    ) -> None:
+        """Write one decision durably (batched with others); raises DatabaseError.
+
+        ``started_at`` (when the fetch began) bounds which tag observations the page confirmed:
+        one that arrived later stays pending and keeps the product due.
+        """
         await self.writer.write(
             ResultRecord(
                 merchant_id=job.merchant_id,
                 product_id=job.state.product_id,
                 lane=job.lane.label,
                 decision=decision,
-                claimed_at=job.claimed_at,
+                claimed_at=job.claimed_at or started_at,
                 request_id=job.request_id,
                 sweep_id=job.sweep_id,
             )
