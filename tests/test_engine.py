@@ -259,3 +259,22 @@ async def test_unknown_product_cannot_be_verified(env: Env) -> None:
 
     with pytest.raises(NotFound):
         await request_verification(env.db, env.merchant.id, f"missing-{uuid.uuid4()}")
+
+
+async def test_tag_data_that_arrives_during_the_fetch_stays_pending(env: Env) -> None:
+    """A verification only confirms tag data older than its fetch; newer data stays pending."""
+    env.shop.state.gate = asyncio.Event()
+    env.shop.state.pages["/p/12"] = Page(tag_page("P12", "Tag name", "9.99"))
+    await env.add_product("P12", "/p/12")
+    request = await request_verification(env.db, env.merchant.id, "P12")
+    env.engine.wake()
+    await env.shop.state.wait_until(lambda: env.shop.state.count("/p/12") >= 1, timeout_s=5)
+    newer = {"product_id": "P12", "url": env.shop.url("/p/12"), "name": "New", "unit_price": "1"}
+    await env.db.pool.execute(
+        "UPDATE products SET pending = $2, pending_at = now() WHERE product_id = $1", "P12", newer
+    )
+    env.shop.state.gate.set()
+    done = await env.waiter.wait(env.merchant.id, request["id"], 10)
+    assert done["outcome"] == "verified"
+    product = await env.product("P12")
+    assert product["status"] == "verified" and product["pending"] == newer
