@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from verifier import netguard
 from verifier.config import SLUG_RE
 from verifier.database import Database
 from verifier.exceptions import Conflict, InvalidInput, NotFound
@@ -109,17 +109,9 @@ def _key_info(row: Mapping[str, Any]) -> ApiKeyInfo:
 
 def normalize_host(value: str) -> str:
     """A merchant host in canonical form (lower-case name or IP literal); raises InvalidInput."""
-    host = value.strip().rstrip(".").lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise InvalidInput(f"host {value!r} is not a valid host name") from exc
+    ascii_host = netguard.normalize_host(value)
+    if netguard.parse_address(ascii_host) is not None:
+        return ascii_host
     labels = ascii_host.split(".")
     if len(ascii_host) > 253 or not all(_HOST_LABEL_RE.match(label) for label in labels):
         raise InvalidInput(f"host {value!r} is not a host name or IP address (no port, no path)")

@@ -8,8 +8,9 @@ international names, the canonical spelling of IP literals.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
+
+from verifier import netguard
 
 MAX_URL_CHARS = 2048
 
@@ -28,20 +29,8 @@ _AUTHORITY_RE = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]@]+))(?::([0-9]{0,5
 
 @functools.lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str:
-    """A host name or IP literal in the form used for comparisons (lower case, IDNA, no dot)."""
-    text = host.strip().lower().rstrip(".")
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
-    if not text.isascii():
-        try:
-            text = text.encode("idna").decode("ascii")
-        except UnicodeError:
-            return text
-    return text
+    """A host name or IP literal in the form used for comparisons (cached netguard form)."""
+    return netguard.normalize_host(host)
 
 
 @functools.lru_cache(maxsize=1024)
