@@ -62,16 +62,29 @@ RETURNING p.changed_attempts AS attempts, now() AS claimed_at, p.merchant_id, p.
           p.last_modified, p.content_sha256, p.not_found_count, m.slug, m.hosts, m.currency
 
 -- renew_on_demand_leases --
--- Extend the leases this daemon holds on in-flight on-demand requests.
+-- Extend the leases this daemon holds on in-flight on-demand requests (rows being written are
+-- skipped: locks are taken in key order and never waited for, so this cannot deadlock).
 UPDATE verification_requests SET lease_until = now() + make_interval(secs => $3)
-WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'running'
+WHERE id IN (
+    SELECT id FROM verification_requests
+    WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'running'
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+)
 
 -- renew_changed_leases --
--- Extend the leases this daemon holds on in-flight changed-lane products.
+-- Extend the leases this daemon holds on in-flight changed-lane products (key order, rows
+-- being written skipped, as above).
 UPDATE products SET changed_lease_until = now() + make_interval(secs => $4)
-FROM unnest($1::bigint[], $2::text[]) AS k (merchant_id, product_id)
-WHERE products.merchant_id = k.merchant_id AND products.product_id = k.product_id
-  AND changed_lease_owner = $3
+WHERE (merchant_id, product_id) IN (
+    SELECT p.merchant_id, p.product_id
+    FROM products p
+    JOIN unnest($1::bigint[], $2::text[]) AS k (merchant_id, product_id)
+      ON p.merchant_id = k.merchant_id AND p.product_id = k.product_id
+    WHERE p.changed_lease_owner = $3
+    ORDER BY p.merchant_id, p.product_id
+    FOR UPDATE OF p SKIP LOCKED
+)
 
 -- release_on_demand --
 -- Hand back requests this daemon claimed but did not start (graceful stop).

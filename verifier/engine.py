@@ -146,6 +146,7 @@ class VerificationEngine:
         self._claimed_requests: set[uuid.UUID] = set()
         self._claimed_changed: set[tuple[int, str]] = set()
         self._changed_per_merchant: Counter[int] = Counter()
+        self._changed_finished = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False
         self._started = asyncio.Event()
@@ -298,16 +299,21 @@ class VerificationEngine:
             room = self._lane_capacity[Lane.CHANGED] - self.frontier.depth(Lane.CHANGED)
             share = self._merchant_share()
             full = [m for m, n in self._changed_per_merchant.items() if n >= share]
-            rows = (
-                await self._claim("claim_changed", min(room, 500), share, full) if room > 0 else []
-            )
+            want = min(room, 500)
+            rows = await self._claim("claim_changed", want, share, full) if want > 0 else []
+            if full and len(rows) < want:
+                # No other merchant has due work: the capped ones may use the free room.
+                rows += await self._claim("claim_changed", want - len(rows), want, [])
             for row in rows:
                 job = job_from_row(row, Lane.CHANGED, claimed_at=row["claimed_at"])
                 self._claimed_changed.add(job.key)
                 self._changed_per_merchant[job.merchant_id] += 1
                 await self._submit_claimed(job)
             if not rows:
-                await asyncio.sleep(self.poll_s)
+                # Woken as soon as a changed job finishes (room), else polls for new markers.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed_finished.wait(), timeout=self.poll_s)
+                self._changed_finished.clear()
 
     async def _submit_claimed(self, job: VerifyJob) -> None:
         # stopping: the lease expires or drain hands it back
@@ -388,6 +394,7 @@ class VerificationEngine:
                 self._changed_per_merchant[job.merchant_id] -= 1
                 if self._changed_per_merchant[job.merchant_id] <= 0:
                     del self._changed_per_merchant[job.merchant_id]
+                self._changed_finished.set()
             structlog.contextvars.unbind_contextvars("merchant", "product", "lane")
 
     async def _verify(self, job: VerifyJob) -> WorkerReport:

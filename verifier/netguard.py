@@ -11,6 +11,7 @@ any connection is opened.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -153,12 +154,17 @@ def normalize_host(host: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def _allowed_set(allowed_hosts: tuple[str, ...]) -> frozenset[str]:
+    # Merchants pass the same tuple for every product: normalise their hosts once.
+    return frozenset(normalize_host(entry) for entry in allowed_hosts if entry)
+
+
 def host_allowed(host: str, allowed_hosts: Sequence[str]) -> bool:
     """Return True when `host` is one of `allowed_hosts` (exact host match, any port)."""
     if not host:
         return False
-    wanted = normalize_host(host)
-    return any(normalize_host(entry) == wanted for entry in allowed_hosts if entry)
+    return normalize_host(host) in _allowed_set(tuple(allowed_hosts))
 
 
 def url_violation(

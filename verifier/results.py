@@ -122,11 +122,21 @@ class ResultWriter:
                 return
 
     async def _flush(self, records: Sequence[ResultRecord]) -> None:
+        # Rows are locked in key order (as every other writer of products does), so concurrent
+        # writers wait for each other instead of deadlocking; a deadlock is retried once anyway.
+        records = sorted(records, key=lambda r: (r.merchant_id, r.product_id))
+        try:
+            await self._write(records)
+        except asyncpg.DeadlockDetectedError:
+            log.warning("results.deadlock_retry", rows=len(records))
+            await self._write(records)
+
+    async def _write(self, records: Sequence[ResultRecord]) -> None:
         q = self._db.queries
         now = datetime.now(UTC)
         products = [_product_args(rec, now) for rec in records]
         requests = []
-        for rec in records:
+        for rec in sorted(records, key=lambda r: str(r.request_id)):
             if rec.request_id is None:
                 continue
             d = rec.decision

@@ -1,0 +1,1 @@
+"""Verification throughput benchmark (see ``python -m bench.verify --help``)."""
