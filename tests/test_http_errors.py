@@ -57,3 +57,24 @@ async def test_a_lost_database_is_a_503_with_retry_after(db_dsn: str, tmp_path: 
         body = await response.json()
     assert response.status == 503
     assert body["error"]["code"] == "unavailable" and response.headers["Retry-After"] == "5"
+
+
+async def test_product_ids_with_slashes_and_unicode_round_trip_url_encoded(
+    database: Database,
+) -> None:
+    """Any UTF-8 product_id works in paths when URL-encoded ("a/b", accents, spaces)."""
+    from urllib.parse import quote
+
+    from tests.merchant_api import product
+
+    _, headers = await merchant_with_key(database, "shop-a")
+    async with api_client(database, routes=ROUTES) as client:
+        for product_id in ("a/b", "été x", "import"):
+            path = "/v1/products/" + quote(product_id, safe="")
+            body = product(product_id, url=f"https://shop.example/p/{quote(product_id)}")
+            put = await client.put(path, json=body, headers=headers)
+            assert put.status in (200, 201), await put.text()
+            got = await client.get(path, headers=headers)
+            assert got.status == 200 and (await got.json())["product_id"] == product_id
+            verify = await client.post(path + "/verify", headers=headers)
+            assert verify.status == 202, await verify.text()
