@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -84,3 +85,9 @@ async def database(db_dsn: str, tmp_path: Path) -> AsyncIterator[Database]:
     await db.open()
     yield db
     await db.close()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Print a failure as soon as it happens (a later hang must not hide it)."""
+    if report.failed:
+        sys.__stderr__.write(f"\n=== FAILED {report.nodeid} ({report.when})\n{report.longrepr}\n")

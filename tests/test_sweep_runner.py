@@ -275,6 +275,8 @@ async def test_killed_daemon_is_taken_over_from_its_checkpoint(env: Env) -> None
     takes the expired lease over and finishes from the checkpoint; nothing is skipped and only
     work past the checkpoint is repeated."""
     ids = await env.add_products(4000)
+    # Outside the window: the runners drive only the manual sweep, never a scheduled one.
+    env.clock.now = IN_WINDOW.replace(hour=10)
     services_a = Services(config=env.services.config, db=env.db, metrics=Metrics())
     engine_a = VerificationEngine(services_a, poll_s=0.05, lease_s=5.0)
     runner_a = SweepScheduler(
@@ -287,11 +289,14 @@ async def test_killed_daemon_is_taken_over_from_its_checkpoint(env: Env) -> None
         checkpoint_s=0.1,
     )
     daemon_a = [asyncio.create_task(engine_a.run()), asyncio.create_task(runner_a.run())]
-    await SweepStore(env.db).start_manual(env.services.config, env.merchant.id, "shop-a", ["x"])
-    await env.until(lambda r: r["checked"] >= 1000)
-    for task in daemon_a:
-        task.cancel()
-    await asyncio.gather(*daemon_a, return_exceptions=True)
+    try:
+        await SweepStore(env.db).start_manual(env.services.config, env.merchant.id, "shop-a", ["x"])
+        await env.until(lambda r: r["checked"] >= 1000)
+    finally:
+        # the "crash": no drain, no hand-back (and, if the test fails, no stray daemon left)
+        for task in daemon_a:
+            task.cancel()
+        await asyncio.gather(*daemon_a, return_exceptions=True)
     at_crash = await env.sweep()
     assert at_crash["state"] == "running" and at_crash["lease_owner"] == "daemon-a"
     assert at_crash["checked"] >= 1000

@@ -125,8 +125,13 @@ class Database:
     async def close(self) -> None:
         """Close the pool and let go of the embedded cluster."""
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            try:
+                # A connection still held by a stuck task must not hold up a shutdown forever.
+                await asyncio.wait_for(pool.close(), timeout=self.config.connect_timeout_s)
+            except TimeoutError:
+                log.warning("database.close_timeout", action="terminating connections")
+                pool.terminate()
         await self._release_embedded()
 
     async def _release_embedded(self) -> None:
