@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.test_backoff import LOW
 from verifier.backoff import HostBackoffPolicy
 from verifier.hostslot import (
     Feedback,
@@ -24,19 +25,6 @@ POLICY = HostBackoffPolicy(
 )
 OK = WorkerReport(Feedback.OK)
 ERROR = WorkerReport(Feedback.ERROR)
-
-
-class FixedRandom:
-    """A random source that always returns one value."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def random(self) -> float:
-        return self.value
-
-
-LOW = FixedRandom(0.0)
 
 
 def new_slot(rate_per_s: float = 10.0, concurrency: int = 2) -> HostSlot[str]:

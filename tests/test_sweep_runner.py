@@ -69,6 +69,17 @@ class CatalogShop:
         return web.Response(body=body, content_type="text/html", headers={"ETag": ETAG})
 
 
+async def start_catalog_shop() -> tuple[CatalogShop, TestServer]:
+    """A CatalogShop served on 127.0.0.1 (close the server when done)."""
+    shop = CatalogShop()
+    app = web.Application()
+    app.router.add_get("/p/{product_id}", shop.handle)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    shop.base = str(server.make_url("/"))
+    return shop, server
+
+
 @dataclass
 class Clock:
     """The clock the scheduler reads; tests move it."""
@@ -170,12 +181,7 @@ async def env(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         "SWEEP_POLICY",
         Policy(max_attempts=2, retry_base_s=0.05, retry_cap_s=0.1, confirm_not_found=True),
     )
-    shop = CatalogShop()
-    app = web.Application()
-    app.router.add_get("/p/{product_id}", shop.handle)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    shop.base = str(server.make_url("/"))
+    shop, server = await start_catalog_shop()
     merchant = await MerchantStore(database).create("shop-a", ["127.0.0.1"])
     services = Services(config=make_config(), db=database, metrics=Metrics())
     engine = VerificationEngine(services, poll_s=0.05, lease_s=5.0)
@@ -424,12 +430,7 @@ async def test_daemon_killed_mid_sweep_resumes_after_restart(
 ) -> None:
     """The real daemon is SIGKILLed mid-sweep; the restarted daemon takes the dead one's lease
     over at once and finishes from the checkpoint: every product checked, none skipped."""
-    shop = CatalogShop()
-    app = web.Application()
-    app.router.add_get("/p/{product_id}", shop.handle)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    shop.base = str(server.make_url("/"))
+    shop, server = await start_catalog_shop()
     merchant = await MerchantStore(database).create("shop-a", ["127.0.0.1"])
     env = Env(database, shop, merchant, None, None, Clock())  # type: ignore[arg-type]
     ids = await env.add_products(2000)

@@ -24,7 +24,7 @@ from typing import Any
 
 from verifier.fetcher import FetchResult
 from verifier.parser_model import PageProduct, ParseResult
-from verifier.product_schema import differs_materially, validate_product
+from verifier.product_schema import differs_materially, same_price, validate_product
 
 # Fields whose changes the sync log records (the product object's own fields).
 TRACKED_FIELDS = (
@@ -154,14 +154,8 @@ def _changes(
         out.append(Change("status", old_status, new_status))
     for name in TRACKED_FIELDS:
         old, new = old_data.get(name), new_data.get(name)
-        if (
-            name == "unit_price"
-            and old is not None
-            and new is not None
-            and Decimal(str(old)) == Decimal(str(new))
-        ):
-            continue
-        if old != new:
+        same = same_price(old, new) if name == "unit_price" and None not in (old, new) else False
+        if old != new and not same:
             out.append(Change(name, old, new))
     return tuple(out)
 

@@ -172,7 +172,8 @@ def _availability(
 # --- comparison and rendering ------------------------------------------------------------------
 
 
-def _same_price(a: object, b: object) -> bool:
+def same_price(a: object, b: object) -> bool:
+    """Whether two price values are the same amount ("12.5" == "12.50"); unparsable: False."""
     if a == b:
         return True
     try:
@@ -191,7 +192,7 @@ def differs_materially(verified: Mapping[str, Any], observed: Mapping[str, Any])
     if name is not None and name != verified.get("name"):
         return True
     price = observed.get("unit_price")
-    if price is not None and not _same_price(price, verified.get("unit_price")):
+    if price is not None and not same_price(price, verified.get("unit_price")):
         return True
     availability = observed.get("availability")
     return availability is not None and availability != verified.get("availability")

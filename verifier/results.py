@@ -41,9 +41,16 @@ class ResultRecord:
     sweep_id: uuid.UUID | None = None
 
 
+def _retry_at(decision: Decision, now: datetime) -> datetime | None:
+    """When a non-final attempt is due again (None: the decision is final)."""
+    if decision.retry_in_s is None:
+        return None
+    return now + timedelta(seconds=decision.retry_in_s)
+
+
 def _product_args(rec: ResultRecord, now: datetime) -> tuple[Any, ...]:
     d = rec.decision
-    retry_at = now + timedelta(seconds=d.retry_in_s) if d.retry_in_s is not None else None
+    retry_at = _retry_at(d, now)
     confirmed = d.outcome in ("verified", "not_modified") or (d.outcome == "not_found" and d.final)
     data = None if d.unchanged_content else d.data
     set_validators = d.outcome in ("verified", "not_modified")
@@ -140,9 +147,8 @@ class ResultWriter:
             if rec.request_id is None:
                 continue
             d = rec.decision
-            retry_at = now + timedelta(seconds=d.retry_in_s) if d.retry_in_s is not None else None
             requests.append(
-                (rec.request_id, self._owner, d.outcome, d.http_status, d.error, retry_at)
+                (rec.request_id, self._owner, d.outcome, d.http_status, d.error, _retry_at(d, now))
             )
         changes: list[list[Any]] = [[] for _ in range(8)]
         for rec in records:
