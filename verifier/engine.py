@@ -295,8 +295,16 @@ class VerificationEngine:
     async def _feed_changed(self) -> None:
         # Claims are spread over merchants and capped per merchant, so one merchant's backlog
         # never fills the lane while another merchant's changes wait.
+        capacity = self._lane_capacity[Lane.CHANGED]
+        # While the lane still holds this much work, wait for this much room: claims then
+        # come in useful batches instead of one small query per finished job.
+        low_water = max(1, capacity // 8)
         while not self._stopping:
-            room = self._lane_capacity[Lane.CHANGED] - self.frontier.depth(Lane.CHANGED)
+            depth = self.frontier.depth(Lane.CHANGED)
+            room = capacity - depth
+            if room < low_water and depth >= low_water:
+                await self._wait_changed_finished()
+                continue
             share = self._merchant_share()
             full = [m for m, n in self._changed_per_merchant.items() if n >= share]
             want = min(room, 500)
@@ -310,10 +318,13 @@ class VerificationEngine:
                 self._changed_per_merchant[job.merchant_id] += 1
                 await self._submit_claimed(job)
             if not rows:
-                # Woken as soon as a changed job finishes (room), else polls for new markers.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed_finished.wait(), timeout=self.poll_s)
-                self._changed_finished.clear()
+                await self._wait_changed_finished()
+
+    async def _wait_changed_finished(self) -> None:
+        # Woken as soon as a changed job finishes (room), else polls for new markers.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed_finished.wait(), timeout=self.poll_s)
+        self._changed_finished.clear()
 
     async def _submit_claimed(self, job: VerifyJob) -> None:
         # stopping: the lease expires or drain hands it back

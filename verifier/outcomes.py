@@ -12,6 +12,10 @@ Rules worth knowing:
 - ``fetch_error`` and ``rate_limited`` are retried with exponential backoff up to
   ``max_attempts``; the last good data always stays.
 - Tag data (the pending observation) is cleared once a verification confirmed it.
+- ``content_sha256`` is the digest of the verified snapshot the page yields (data,
+  availability, detail), not of the page's bytes: shop pages carry per-request tokens and
+  counters, and what matters is whether the product changed. An identical digest on a
+  verified product skips rewriting its data.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from verifier.fetcher import FetchResult
 from verifier.parser_model import PageProduct, ParseResult
@@ -141,6 +147,12 @@ def _snapshot(
             if merged[name] is None:
                 merged.pop(name)
     return {k: v for k, v in state.data.items() if k not in ("availability", "availability_detail")}
+
+
+def content_digest(snapshot: Mapping[str, Any], availability: str, detail: str | None) -> bytes:
+    """SHA-256 of what a verification stores: the snapshot (keys sorted) and availability."""
+    encoded = orjson.dumps([snapshot, availability, detail], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(encoded).digest()
 
 
 def _changes(
@@ -275,26 +287,27 @@ def decide(
             not_found_count=0,
             http_status=status,
         )
-    digest = hashlib.sha256(fetch.body).digest()
     availability = page.availability or (
         state.availability if state.status == "verified" and state.availability else "in_stock"
     )
     detail = page.availability_detail if page.availability else None
+    snapshot = _snapshot(page, state, hosts, currency)
+    digest = content_digest(snapshot, availability, detail)
+    observed = state.pending
+    confirmed = observed is None or not differs_materially(
+        {**snapshot, "availability": availability}, observed
+    )
     if state.status == "verified" and digest == state.content_sha256:
         return Decision(
             "verified",
             error=None,
             unchanged_content=True,
+            clear_pending=confirmed,
             content_sha256=digest,
             etag=fetch.etag,
             last_modified=fetch.last_modified,
             http_status=status,
         )
-    snapshot = _snapshot(page, state, hosts, currency)
-    observed = state.pending
-    confirmed = observed is None or not differs_materially(
-        {**snapshot, "availability": availability}, observed
-    )
     return Decision(
         "verified",
         error=None,
