@@ -20,10 +20,10 @@ from structlog.testing import capture_logs
 
 from ingest.context import Services
 from tests.daemon_process import DaemonProcess, start_daemon
-from verifier import engine as engine_module
 from verifier.config import Config
 from verifier.database import Database
 from verifier.engine import VerificationEngine, VerifyJob
+from verifier.hostslot import Lane
 from verifier.merchants import Merchant, MerchantStore
 from verifier.metrics import Metrics
 from verifier.outcomes import Decision, Policy
@@ -31,6 +31,11 @@ from verifier.sweep_progress import SUSPECTED_OUTAGE, BreakerPolicy
 from verifier.sweep_runner import SweepScheduler
 from verifier.sweep_schedules import store_override
 from verifier.sweeps import SweepStore
+
+# A sweep confirms a 404 and retries errors after seconds; keep tests short.
+FAST_SWEEP_POLICY = Policy(
+    max_attempts=2, retry_base_s=0.05, retry_cap_s=0.1, confirm_not_found=True
+)
 
 ETAG = '"v1"'
 # 02:10 UTC: ten minutes into the default test window (02:00, 1h).
@@ -174,17 +179,13 @@ def make_config(**sweep: Any) -> Config:
 
 
 @pytest.fixture
-async def env(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
-    # A sweep confirms a 404 and retries errors after seconds; keep tests short.
-    monkeypatch.setattr(
-        engine_module,
-        "SWEEP_POLICY",
-        Policy(max_attempts=2, retry_base_s=0.05, retry_cap_s=0.1, confirm_not_found=True),
-    )
+async def env(database: Database) -> AsyncIterator[Env]:
     shop, server = await start_catalog_shop()
     merchant = await MerchantStore(database).create("shop-a", ["127.0.0.1"])
     services = Services(config=make_config(), db=database, metrics=Metrics())
-    engine = VerificationEngine(services, poll_s=0.05, lease_s=5.0)
+    engine = VerificationEngine(
+        services, poll_s=0.05, lease_s=5.0, policies={Lane.SWEEP: FAST_SWEEP_POLICY}
+    )
     engine_task = asyncio.create_task(engine.run())
     test_env = Env(database, shop, merchant, services, engine, Clock())
     try:
@@ -284,7 +285,9 @@ async def test_killed_daemon_is_taken_over_from_its_checkpoint(env: Env) -> None
     # Outside the window: the runners drive only the manual sweep, never a scheduled one.
     env.clock.now = IN_WINDOW.replace(hour=10)
     services_a = Services(config=env.services.config, db=env.db, metrics=Metrics())
-    engine_a = VerificationEngine(services_a, poll_s=0.05, lease_s=5.0)
+    engine_a = VerificationEngine(
+        services_a, poll_s=0.05, lease_s=5.0, policies={Lane.SWEEP: FAST_SWEEP_POLICY}
+    )
     runner_a = SweepScheduler(
         services_a,
         engine=engine_a,

@@ -42,6 +42,11 @@ LANE_CAPACITY = {Lane.ON_DEMAND: 10_000, Lane.CHANGED: 2_000, Lane.SWEEP: 2_000}
 ON_DEMAND_POLICY = Policy(max_attempts=3, retry_base_s=2.0, retry_cap_s=60.0)
 CHANGED_POLICY = Policy(max_attempts=5, retry_base_s=30.0, retry_cap_s=3600.0)
 SWEEP_POLICY = Policy(max_attempts=2, retry_base_s=5.0, retry_cap_s=60.0, confirm_not_found=True)
+POLICIES = {
+    Lane.ON_DEMAND: ON_DEMAND_POLICY,
+    Lane.CHANGED: CHANGED_POLICY,
+    Lane.SWEEP: SWEEP_POLICY,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +141,15 @@ class VerificationEngine:
         poll_s: float | None = None,
         fetcher: Fetcher | None = None,
         lane_capacity: Mapping[Lane, int] | None = None,
+        policies: Mapping[Lane, Policy] | None = None,
     ) -> None:
         self.services = services
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_s = lease_s or services.config.daemon.work_lease_s
         self.poll_s = poll_s or services.config.daemon.poll_interval_s
         self._fetcher = fetcher
+        # Retry and confirmation rules per lane (tests shorten the delays).
+        self._policies = {**POLICIES, **(policies or {})}
         self._host_limits: dict[str, HostLimits] = {}
         self._claimed_requests: set[uuid.UUID] = set()
         self._claimed_changed: set[tuple[int, str]] = set()
@@ -421,13 +429,13 @@ class VerificationEngine:
         parsed = None
         if fetch.outcome == "ok" and fetch.body is not None:
             parsed = parse_product_page(fetch.body, fetch.url, fetch.content_type)
-        policy = {
-            Lane.ON_DEMAND: ON_DEMAND_POLICY,
-            Lane.CHANGED: CHANGED_POLICY,
-            Lane.SWEEP: SWEEP_POLICY,
-        }[job.lane]
         decision = decide(
-            job.state, fetch, parsed, hosts=job.hosts, currency=job.currency, policy=policy
+            job.state,
+            fetch,
+            parsed,
+            hosts=job.hosts,
+            currency=job.currency,
+            policy=self._policies[job.lane],
         )
         held = decision.final and job.hold is not None and job.hold(job, decision)
         if not held:

@@ -339,7 +339,11 @@ class Fetcher:
                 and declared > limits.max_body_bytes
             ):
                 return self._failure("fetch_error", progress, _too_large(limits))
-            body, more = await _read_body(resp, limits.max_body_bytes)
+            if not encoded and declared is not None and declared <= limits.max_body_bytes:
+                # aiohttp stops at the declared length: one read, no chunk copies.
+                body, more = await resp.read(), False
+            else:
+                body, more = await _read_body(resp, limits.max_body_bytes)
             progress.bytes_read = len(body)
             if more and not limits.truncate_body:
                 return self._failure("fetch_error", progress, _too_large(limits))

@@ -160,11 +160,16 @@ def _allowed_set(allowed_hosts: tuple[str, ...]) -> frozenset[str]:
     return frozenset(normalize_host(entry) for entry in allowed_hosts if entry)
 
 
+# Every fetch checks its host: remember the few thousand hosts seen lately (pure functions).
+_normalized_host = functools.lru_cache(maxsize=8192)(normalize_host)
+_literal_address = functools.lru_cache(maxsize=8192)(literal_address)
+
+
 def host_allowed(host: str, allowed_hosts: Sequence[str]) -> bool:
     """Return True when `host` is one of `allowed_hosts` (exact host match, any port)."""
     if not host:
         return False
-    return normalize_host(host) in _allowed_set(tuple(allowed_hosts))
+    return _normalized_host(host) in _allowed_set(tuple(allowed_hosts))
 
 
 def url_violation(
@@ -183,7 +188,7 @@ def url_violation(
     if not host_allowed(host, allowed_hosts):
         return f"host not allowed: {host}"
     if not allow_private_networks:
-        addr = literal_address(host)
+        addr = _literal_address(host)
         if addr is not None and not is_public(str(addr)):
             return f"non-public address: {addr}"
     return None
