@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from tests.test_backoff import FixedRandom
 from verifier.fetcher import FetchResult
 from verifier.outcomes import Policy, ProductState, decide
 from verifier.parser_model import PageProduct, ParseResult
@@ -68,7 +72,13 @@ def _page(price: str = "19.90", availability: str | None = "in_stock") -> ParseR
 
 def _decide(state: ProductState, fetch: FetchResult, parsed: ParseResult | None, **kw: Any) -> Any:
     return decide(
-        state, fetch, parsed, hosts=HOSTS, currency="EUR", policy=kw.get("policy", Policy())
+        state,
+        fetch,
+        parsed,
+        hosts=HOSTS,
+        currency="EUR",
+        policy=kw.get("policy", Policy()),
+        rng=kw.get("rng", FixedRandom(0.5)),
     )
 
 
@@ -149,18 +159,34 @@ def test_first_404_in_a_sweep_waits_for_confirmation() -> None:
     assert second.final and second.availability == "discontinued"
 
 
-def test_fetch_errors_retry_with_growing_delays_until_the_limit() -> None:
-    """fetch_error is retried with exponential delays, then final at max_attempts."""
+def test_fetch_errors_retry_with_jittered_growing_delays_until_the_limit() -> None:
+    """fetch_error is retried after base * 2**n jittered into its upper half, then final."""
     policy = Policy(max_attempts=3, retry_base_s=5.0, retry_cap_s=600.0)
-    delays = []
-    for attempts in range(3):
-        decision = _decide(
-            _state(attempts=attempts), _fetch("fetch_error", 500), None, policy=policy
-        )
-        delays.append(decision.retry_in_s)
-    assert delays[:2] == [5.0, 10.0]
-    assert delays[2] is None
-    assert decision.final and decision.data is None
+    for draw, factor in ((0.0, 0.5), (0.999999, 1.0)):
+        delays = []
+        for attempts in range(3):
+            decision = _decide(
+                _state(attempts=attempts),
+                _fetch("fetch_error", 500),
+                None,
+                policy=policy,
+                rng=FixedRandom(draw),
+            )
+            delays.append(decision.retry_in_s)
+        assert delays[0] == pytest.approx(5.0 * factor, rel=1e-5)
+        assert delays[1] == pytest.approx(10.0 * factor, rel=1e-5)
+        assert delays[2] is None
+        assert decision.final and decision.data is None
+
+
+def test_retry_after_is_honoured_within_the_policy_bounds() -> None:
+    """A 429's Retry-After sets the retry delay, raised to the base and capped."""
+    policy = Policy(max_attempts=5, retry_base_s=2.0, retry_cap_s=60.0)
+    for retry_after, expected in ((30.0, 30.0), (0.5, 2.0), (3600.0, 60.0)):
+        fetch = replace(_fetch("rate_limited", 429), retry_after_s=retry_after)
+        decision = _decide(_state(), fetch, None, policy=policy)
+        assert decision.outcome == "rate_limited" and not decision.final
+        assert decision.retry_in_s == expected
 
 
 def test_a_page_without_product_data_is_unparseable() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import uuid
 from collections import Counter
@@ -150,6 +151,7 @@ class VerificationEngine:
         self._fetcher = fetcher
         # Retry and confirmation rules per lane (tests shorten the delays).
         self._policies = {**POLICIES, **(policies or {})}
+        self._rng = random.Random()
         self._host_limits: dict[str, HostLimits] = {}
         self._claimed_requests: set[uuid.UUID] = set()
         self._claimed_changed: set[tuple[int, str]] = set()
@@ -436,6 +438,7 @@ class VerificationEngine:
             hosts=job.hosts,
             currency=job.currency,
             policy=self._policies[job.lane],
+            rng=self._rng,
         )
         held = decision.final and job.hold is not None and job.hold(job, decision)
         if not held:

@@ -9,7 +9,8 @@ Rules worth knowing:
   serves it); the precise detail stays null.
 - ``not_found`` (404/410 or a cn_product_not_found tag) discontinues the product, except that a
   sweep's first 404 is only recorded: a second fetch must confirm it before discontinuing.
-- ``fetch_error`` and ``rate_limited`` are retried with exponential backoff up to
+- ``fetch_error`` and ``rate_limited`` are retried with jittered exponential backoff (or after
+  the server's Retry-After, capped) up to
   ``max_attempts``; the last good data always stays.
 - Tag data (the pending observation) is cleared once a verification confirmed it.
 - ``content_sha256`` is the digest of the verified snapshot the page yields (data,
@@ -28,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from verifier.backoff import RandomSource, retry_delay_s
 from verifier.fetcher import FetchResult
 from verifier.parser_model import PageProduct, ParseResult
 from verifier.product_schema import differs_materially, same_price, validate_product
@@ -178,13 +180,6 @@ def _page_id_matches(page: PageProduct, product_id: str) -> bool:
     return not stated or product_id.strip() in stated
 
 
-def retry_delay_s(attempts: int, retry_after_s: float | None, base_s: float, cap_s: float) -> float:
-    """Delay before the next attempt: Retry-After when given, else exponential (jitter-free)."""
-    if retry_after_s is not None:
-        return min(max(retry_after_s, base_s), cap_s)
-    return float(min(cap_s, base_s * (2 ** max(0, attempts))))
-
-
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Knobs of the state machine."""
@@ -195,6 +190,15 @@ class Policy:
     confirm_not_found: bool = False  # True for sweeps: one 404 needs a second fetch
 
 
+def _retry_in_s(
+    attempt: int, retry_after_s: float | None, policy: Policy, rng: RandomSource
+) -> float:
+    """Delay before retry number ``attempt``: Retry-After when given, else jittered exponential."""
+    if retry_after_s is not None:
+        return min(max(retry_after_s, policy.retry_base_s), policy.retry_cap_s)
+    return retry_delay_s(attempt, base_s=policy.retry_base_s, cap_s=policy.retry_cap_s, rng=rng)
+
+
 def decide(
     state: ProductState,
     fetch: FetchResult,
@@ -203,15 +207,14 @@ def decide(
     hosts: Sequence[str],
     currency: str,
     policy: Policy,
+    rng: RandomSource,
 ) -> Decision:
-    """Decide the outcome of one verification attempt."""
+    """Decide the outcome of one verification attempt (``rng`` jitters retry delays)."""
     status = fetch.http_status
     if fetch.outcome in RETRYABLE:
         attempts = state.attempts + 1
         final = attempts >= policy.max_attempts
-        delay = retry_delay_s(
-            state.attempts, fetch.retry_after_s, policy.retry_base_s, policy.retry_cap_s
-        )
+        delay = _retry_in_s(attempts, fetch.retry_after_s, policy, rng)
         return Decision(
             fetch.outcome,
             error=fetch.error,

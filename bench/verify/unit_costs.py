@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,6 +69,7 @@ def measure(count: int, host_count: int) -> dict[str, float]:
         everything,
     )
     parsed = [parse(i) for i in everything]
+    rng = random.Random(1)
 
     def decision(i: int) -> object:
         state = ProductState(
@@ -84,7 +86,9 @@ def measure(count: int, host_count: int) -> dict[str, float]:
         fetch = FetchResult(
             "ok", 200, products[i].url, pages[i], _CONTENT_TYPE, None, None, None, None, 0.0, 0
         )
-        return decide(state, fetch, parsed[i], hosts=hosts, currency="EUR", policy=CHANGED_POLICY)
+        return decide(
+            state, fetch, parsed[i], hosts=hosts, currency="EUR", policy=CHANGED_POLICY, rng=rng
+        )
 
     costs["decide (new product)"] = _cpu_us(decision, everything)
     return costs
