@@ -215,31 +215,45 @@ async def product_visited(request: web.Request) -> web.Response:
     """Store tag observations: 202 once committed, bad items reported and skipped."""
     merchant = await _merchant(request)
     cors = _cors_headers(request, merchant)
-    items, is_batch = _items(await _read_json(request, cors), cors)
-    rows: list[dict[str, Any]] = []
+    # The decoded body is dropped before the commit is awaited (the products once queued):
+    # objects kept across the wait survive garbage collections, which then cost more.
+    products, errors, received = _checked(await _read_json(request, cors), merchant, cors)
+    accepted = len(products)
+    rejected = received - accepted
+    _rejected(request, rejected)
+    details = [error.as_dict() for error in errors]
+    if not products:
+        raise ApiError(422, "no valid product in the request", details=details, headers=cors)
+    try:
+        committed = request.app[WRITER].submit(merchant.id, products)
+        del products
+        await committed
+    except IngestUnavailable as exc:
+        raise _unavailable(cors) from exc
+    body = {"accepted": accepted, "rejected": rejected, "errors": details}
+    return json_response(body, status=202, headers=cors)
+
+
+def _checked(
+    payload: object, merchant: IngestMerchant, cors: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[FieldError], int]:
+    """The valid products of a request body, the errors, and how many items it held."""
+    items, is_batch = _items(payload, cors)
+    products: list[dict[str, Any]] = []
     errors: list[FieldError] = []
+    hosts, currency = merchant.hosts, merchant.currency
     for position, item in enumerate(items):
         product, problems = validate_product(
             item,
-            allowed_hosts=merchant.hosts,
-            default_currency=merchant.currency,
+            allowed_hosts=hosts,
+            default_currency=currency,
             index=position if is_batch else None,
         )
         if product is None:
             errors.extend(problems)
         else:
-            rows.append(product)
-    rejected = len(items) - len(rows)
-    _rejected(request, rejected)
-    details = [error.as_dict() for error in errors]
-    if not rows:
-        raise ApiError(422, "no valid product in the request", details=details, headers=cors)
-    try:
-        await request.app[WRITER].write(merchant.id, rows)
-    except IngestUnavailable as exc:
-        raise _unavailable(cors) from exc
-    body = {"accepted": len(rows), "rejected": rejected, "errors": details}
-    return json_response(body, status=202, headers=cors)
+            products.append(product)
+    return products, errors, len(items)
 
 
 def _not_found_id(item: object, index: int | None) -> tuple[str | None, FieldError | None]:

@@ -7,23 +7,28 @@ FROM merchants
 WHERE ingest_token = $1;
 
 -- ingest_upsert_tag_products --
--- Store one group commit of tag observations (one row per product, no duplicate keys).
--- New products are stored unverified and queued in the `changed` lane. An unverified product
--- takes the latest tag data. A verified product keeps its data: the tag data becomes `pending`,
--- and a difference in name, price or availability queues it (coalesce: at most once). The
--- price comparison is numeric when both sides are plain decimals, textual otherwise. Only a
--- new observation (different from `pending`) updates or queues anything, so a product whose
--- tag keeps disagreeing with its page is re-verified once per change, not once per visit.
+-- Store one group commit of tag observations: $1 the merchant of each request, $2 its canonical
+-- products as JSON lines. The last line of each product wins; rows are written in key order
+-- (a stable lock order). New products are stored unverified and queued in the `changed` lane.
+-- An unverified product takes the latest tag data. A verified product keeps its data: the tag
+-- data becomes `pending`, and a difference in name, price or availability queues it (coalesce:
+-- at most once). The price comparison is numeric when both sides are plain decimals, textual
+-- otherwise. Only a new observation (different from `pending`) updates or queues anything, so a
+-- product whose tag keeps disagreeing with its page is re-verified once per change, not once
+-- per visit.
 INSERT INTO products AS p
     (merchant_id, product_id, status, source, url, data, pending, pending_at, changed_due_at)
-SELECT t.merchant_id, t.product_id, 'unverified', 'tag', t.url, t.data, t.data, now(), now()
+SELECT DISTINCT ON (t.merchant_id, (t.data ->> 'product_id') COLLATE "C")
+    t.merchant_id, t.data ->> 'product_id', 'unverified', 'tag', t.data ->> 'url', t.data, t.data,
+    now(), now()
 FROM (
-    -- JSON arrives as text (cheaper to send than jsonb[]); OFFSET 0 parses it once per row.
-    SELECT u.merchant_id, u.product_id, u.url, u.data::jsonb AS data
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
-        AS u (merchant_id, product_id, url, data)
+    -- OFFSET 0: each line is parsed once, not once per reference.
+    SELECT e.merchant_id, l.json::jsonb AS data, e.request, l.line
+    FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS e (merchant_id, lines, request)
+        CROSS JOIN LATERAL string_to_table(e.lines, E'\n') WITH ORDINALITY AS l (json, line)
     OFFSET 0
 ) AS t
+ORDER BY t.merchant_id, (t.data ->> 'product_id') COLLATE "C", t.request DESC, t.line DESC
 ON CONFLICT (merchant_id, product_id) DO UPDATE SET
     data = CASE WHEN p.status = 'verified' THEN p.data ELSE excluded.data END,
     url = CASE WHEN p.status = 'verified' THEN p.url ELSE excluded.url END,

@@ -480,7 +480,7 @@ async def test_200_concurrent_requests_are_all_committed(
     assert {r["product_id"]: r["data"]["unit_price"] for r in rows} == {
         f"p-{i}": f"{i}.00" for i in range(200)
     }
-    committed = metrics.ingest_batch_rows.collect()[0].samples
+    committed = next(iter(metrics.ingest_batch_rows.collect())).samples
     assert {s.name: s.value for s in committed}["catalog_verifier_ingest_commit_rows_sum"] == 200
 
 
@@ -535,7 +535,7 @@ async def test_writer_coalesces_concurrent_writes_into_few_commits(
         await asyncio.gather(*(writer.write(merchant_id, [row]) for row in rows if row))
     finally:
         await writer.close()
-    samples = {s.name: s.value for s in metrics.ingest_batch_rows.collect()[0].samples}
+    samples = {s.name: s.value for s in next(iter(metrics.ingest_batch_rows.collect())).samples}
     assert samples["catalog_verifier_ingest_commit_rows_sum"] == 100
     assert samples["catalog_verifier_ingest_commit_rows_count"] < 100
 
@@ -585,7 +585,7 @@ _json_values = st.recursive(
     | st.booleans()
     | st.integers(min_value=-(10**30), max_value=10**30)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(exclude_categories=("Cs",)), max_size=30),
+    | st.text(st.characters(exclude_categories=["Cs"]), max_size=30),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
     ),

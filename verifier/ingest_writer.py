@@ -1,10 +1,13 @@
 """Group commit of tag observations: many concurrent requests, few transactions.
 
-Each request hands its validated rows to :meth:`IngestWriter.write` and waits. A writer task
-takes everything queued (up to ``max_rows_per_commit``) and stores it with one ``INSERT ...
-SELECT FROM unnest`` statement, then wakes every request whose rows were in it. While a commit
-is in flight the next one fills up, so the number of transactions per second stays bounded by
-the database's commit latency, not by the request rate, and rows per commit grow with load.
+Each request hands its validated rows to :meth:`IngestWriter.write` (or ``submit``) and waits.
+A writer task takes everything queued (up to ``max_rows_per_commit``) and stores it with one
+``INSERT ... SELECT FROM unnest`` statement, then wakes every request whose rows were in it.
+While a commit is in flight the next one fills up, so the number of transactions per second
+stays bounded by the database's commit latency, not by the request rate, and rows per commit
+grow with load. Rows travel as one text of JSON lines per request: one parameter value per
+request rather than four per row, whose encoding in the driver cost more than the rest of the
+writer. The statement parses them, keeps the last row of each product and writes in key order.
 
 There is one writer by default; with several, rows are sharded by (merchant, product). Either
 way writes of one product are committed in the order they were handed in (the last request
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +35,8 @@ from verifier.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 MAX_ROWS_PER_COMMIT = 5000
+# A writer idle this long gives its connection back to the pool.
+IDLE_HOLD_S = 0.1
 # Measured on 2 cores: one writer makes the biggest commits and uses the least CPU per row
 # (in the application and in PostgreSQL); more pay off only with a database on spare cores.
 DEFAULT_WRITERS = 1
@@ -39,9 +45,6 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # Errors that say something about the rows rather than about the database being reachable.
 _ROW_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
-# (merchant_id, product_id, url, canonical product as JSON text)
-_Row = tuple[int, str, str, str]
-
 
 class IngestUnavailable(CatalogVerifierError):
     """Raised by :meth:`IngestWriter.write` when the rows could not be committed."""
@@ -49,7 +52,9 @@ class IngestUnavailable(CatalogVerifierError):
 
 @dataclass(slots=True)
 class _Entry:
-    rows: list[_Row]
+    merchant_id: int
+    rows: int
+    lines: str  # the canonical products as JSON, one per line
     future: asyncio.Future[None]
 
 
@@ -78,6 +83,7 @@ class IngestWriter:
         ]
         self._wakeups: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._stopped = asyncio.Event()
 
@@ -85,14 +91,17 @@ class IngestWriter:
         """Start the writer tasks (``write`` also starts them on first use)."""
         self._ensure_started()
 
-    def _ensure_started(self) -> None:
-        if self._tasks:
-            return
+    def _ensure_started(self) -> asyncio.AbstractEventLoop:
+        # Looking the loop up costs a system call (getpid) per request: remember it.
+        if self._loop is not None:
+            return self._loop
+        self._loop = asyncio.get_running_loop()
         self._wakeups = [asyncio.Event() for _ in range(self._shards)]
         self._tasks = [
             asyncio.create_task(self._run_shard(shard), name=f"ingest-writer-{shard}")
             for shard in range(self._shards)
         ]
+        return self._loop
 
     async def write(self, merchant_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
         """Durably store canonical product dicts of one merchant; returns after the commit.
@@ -100,33 +109,35 @@ class IngestWriter:
         Raises :class:`IngestUnavailable` when the database refused or could not be reached.
         Within ``rows`` a later duplicate product_id wins.
         """
+        await self.submit(merchant_id, rows)
+
+    def submit(self, merchant_id: int, rows: Sequence[Mapping[str, Any]]) -> Awaitable[None]:
+        """Queue rows as :meth:`write` does; awaiting the result waits for their commit.
+
+        The rows are encoded at once, so the caller need not keep them while it waits.
+        """
         if self._closed:
             raise IngestUnavailable("the ingest writer is shutting down")
-        if not rows:
-            return
-        self._ensure_started()
-        loop = asyncio.get_running_loop()
-        by_shard: dict[int, list[_Row]] = {}
+        loop = self._ensure_started()
         shards = self._shards
-        for row in rows:
-            product_id: str = row["product_id"]
-            shard = hash((merchant_id, product_id)) % shards if shards > 1 else 0
-            data = orjson.dumps(row).decode()
-            by_shard.setdefault(shard, []).append((merchant_id, product_id, row["url"], data))
+        by_shard: dict[int, list[Mapping[str, Any]]] = {0: list(rows)}
+        if shards > 1:
+            by_shard = {}
+            for row in rows:
+                # All writes of one product go to one writer, which commits them in order.
+                shard = hash((merchant_id, row["product_id"])) % shards
+                by_shard.setdefault(shard, []).append(row)
         futures = []
         for shard, shard_rows in by_shard.items():
+            if not shard_rows:
+                continue
+            # orjson escapes control characters: a newline never occurs inside a product's JSON.
+            lines = b"\n".join([orjson.dumps(row) for row in shard_rows]).decode()
             future: asyncio.Future[None] = loop.create_future()
-            self._queues[shard].append(_Entry(shard_rows, future))
+            self._queues[shard].append(_Entry(merchant_id, len(shard_rows), lines, future))
             self._wakeups[shard].set()
             futures.append(future)
-        if len(futures) == 1:
-            await futures[0]
-        else:
-            # Wait for every shard, so that no failure is left unretrieved.
-            for outcome in await asyncio.gather(*futures, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    raise outcome
-        self._accepted.inc(len(rows))
+        return futures[0] if len(futures) == 1 else _all_committed(futures)
 
     async def close(self) -> None:
         """Refuse new writes, commit everything already queued, stop the writer tasks."""
@@ -164,21 +175,23 @@ class IngestWriter:
         try:
             while True:
                 if not queue:
-                    # Idle: the connection goes back to the pool until work arrives. Work can
-                    # arrive during the release, so look again before waiting (no await between
-                    # that look and clear(), or a wake-up could be lost).
-                    await link.release()
-                    if not queue:
-                        if self._closed:
-                            return
-                        wakeup.clear()
+                    if self._closed:
+                        return
+                    # No await between the look at the queue and clear(): no lost wake-up.
+                    wakeup.clear()
+                    if not link.held:
                         await wakeup.wait()
+                    elif not await _woken(wakeup, IDLE_HOLD_S):
+                        # Idle for a while: the connection goes back to the pool. A busy
+                        # listener is idle for milliseconds between commits; giving the
+                        # connection back then would cost the pool's reset round trip.
+                        await link.release()
                     continue
                 batch = [queue.popleft()]
-                rows = len(batch[0].rows)
-                while queue and rows + len(queue[0].rows) <= self._max_rows:
+                rows = batch[0].rows
+                while queue and rows + queue[0].rows <= self._max_rows:
                     entry = queue.popleft()
-                    rows += len(entry.rows)
+                    rows += entry.rows
                     batch.append(entry)
                 await self._commit(batch, link)
         finally:
@@ -204,62 +217,77 @@ class IngestWriter:
         except BaseException as exc:
             _fail(batch, exc)
             raise
+        self._accepted.inc(sum(entry.rows for entry in batch))
         for entry in batch:
             if not entry.future.done():
                 entry.future.set_result(None)
 
     async def _execute(self, batch: list[_Entry], link: _HeldConnection) -> None:
-        # A later write of the same product replaces an earlier one; ON CONFLICT cannot touch
-        # a row twice in one statement. Sorted keys give a stable lock order.
-        merged: dict[tuple[int, str], _Row] = {}
-        for entry in batch:
-            for row in entry.rows:
-                merged[(row[0], row[1])] = row
-        rows = [merged[key] for key in sorted(merged)]
-        args = (
-            [row[0] for row in rows],
-            [row[1] for row in rows],
-            [row[2] for row in rows],
-            [row[3] for row in rows],
-        )
+        merchant_ids = [entry.merchant_id for entry in batch]
+        lines = [entry.lines for entry in batch]
         sql = self._db.queries["ingest_upsert_tag_products"]
         for attempt in range(_RETRIES_ON_CONFLICT):
             try:
                 conn = await link.get()
-                await conn.execute(sql, *args)
+                await conn.execute(sql, merchant_ids, lines)
                 break
             except _RETRYABLE:
                 if attempt == _RETRIES_ON_CONFLICT - 1:
                     raise
-        self._batch_rows.observe(len(rows))
+        self._batch_rows.observe(sum(entry.rows for entry in batch))
+
+
+async def _all_committed(futures: list[asyncio.Future[None]]) -> None:
+    # Wait for every shard, so that no failure is left unretrieved.
+    for outcome in await asyncio.gather(*futures, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _woken(wakeup: asyncio.Event, timeout_s: float) -> bool:
+    """Whether the event was set within timeout_s."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await wakeup.wait()
+            return True
+    return False
 
 
 class _HeldConnection:
-    """A pool connection a writer keeps while it has work.
+    """A pool connection a writer keeps while it has work, and a moment after.
 
-    Acquiring per commit would cost the pool's reset round trip on every release.
+    Acquiring per commit would cost the pool's reset round trip on every release. The
+    connection goes back to the pool it came from, even once the database is closing (the
+    pool's close waits for it).
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._conn: asyncpg.Connection | None = None
+        self._held: tuple[asyncpg.Pool, asyncpg.Connection] | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether a connection is held."""
+        return self._held is not None
 
     async def get(self) -> asyncpg.Connection:
-        if self._conn is None:
-            self._conn = await self._db.pool.acquire(timeout=self._db.config.connect_timeout_s)
-        return self._conn
+        if self._held is None:
+            pool = self._db.pool
+            conn = await pool.acquire(timeout=self._db.config.connect_timeout_s)
+            self._held = (pool, conn)
+        return self._held[1]
 
     async def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self._db.pool.release(conn)
+        held, self._held = self._held, None
+        if held is not None:
+            await held[0].release(held[1])
 
     async def discard(self) -> None:
         """Drop a connection that failed: the pool opens a fresh one when needed."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.terminate()
-            await self._db.pool.release(conn)
+        held, self._held = self._held, None
+        if held is not None:
+            held[1].terminate()
+            await held[0].release(held[1])
 
 
 def _fail(batch: list[_Entry], exc: BaseException) -> None:

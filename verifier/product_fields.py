@@ -34,20 +34,20 @@ DECIMAL_PLACES = 6
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _INTEGER_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 # PostgreSQL cannot store NUL in text or jsonb, and lone surrogates cannot be encoded as UTF-8.
-_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 # Values already in canonical form (trimmed, storable) skip the general path.
-_CANONICAL_CATEGORY_RE = re.compile(
+CANONICAL_CATEGORY_RE = re.compile(
     "(?:/[^/\\s\x00\ud800-\udfff](?:[^/\x00\ud800-\udfff]*[^/\\s\x00\ud800-\udfff])?)+"
 )
-_CANONICAL_TAG_RE = re.compile("[^\\s\x00\ud800-\udfff]+(?: [^\\s\x00\ud800-\udfff]+)*")
+CANONICAL_TAG_RE = re.compile("[^\\s\x00\ud800-\udfff]+(?: [^\\s\x00\ud800-\udfff]+)*")
 # Already canonical prices take a fast path (most tags send two decimals).
-_CANONICAL_PRICE_RE = re.compile(r"(?:0|[1-9][0-9]{0,14})\.[0-9]{2}", re.ASCII)
+CANONICAL_PRICE_RE = re.compile(r"(?:0|[1-9][0-9]{0,14})\.[0-9]{2}", re.ASCII)
 _CURRENCY_RE = re.compile(r"[A-Za-z]{3}", re.ASCII)
 _QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)
 _CENT = Decimal("0.01")
 _MAX_RATING = Decimal(5)
 _MAX_PERCENT = Decimal(100)
-_MAX_INT_PRICE = 10**MAX_INTEGER_DIGITS
+MAX_INT_PRICE = 10**MAX_INTEGER_DIGITS
 
 
 class InvalidField(Exception):
@@ -116,9 +116,9 @@ def normalize_price(value: object) -> str | None:
 def _price(value: object, ctx: FieldContext) -> str:
     if isinstance(value, str):
         text = value.strip()
-        if _CANONICAL_PRICE_RE.fullmatch(text):
+        if CANONICAL_PRICE_RE.fullmatch(text):
             return text
-    elif type(value) is int and 0 <= value < _MAX_INT_PRICE:
+    elif type(value) is int and 0 <= value < MAX_INT_PRICE:
         return f"{value}.00"
     number = to_decimal(value)
     if number < 0:
@@ -186,7 +186,7 @@ def _text(value: object, max_chars: int) -> str:
     if len(text) > max_chars:
         raise InvalidField(f"must be at most {max_chars} characters")
     # ASCII text cannot hold a surrogate: only the NUL test is left (a cheap substring test).
-    if "\x00" in text if text.isascii() else _UNSTORABLE_RE.search(text):
+    if "\x00" in text if text.isascii() else UNSTORABLE_RE.search(text):
         raise InvalidField("must not contain NUL or unpaired surrogate characters")
     return text
 
@@ -317,7 +317,7 @@ def _category(value: object) -> str:
     if (
         type(value) is str
         and len(value) <= MAX_TEXT_CHARS
-        and _CANONICAL_CATEGORY_RE.fullmatch(value)
+        and CANONICAL_CATEGORY_RE.fullmatch(value)
     ):
         return value
     text = _text(value, MAX_TEXT_CHARS)
@@ -327,13 +327,13 @@ def _category(value: object) -> str:
 
 
 def _categories(value: object, ctx: FieldContext) -> list[str]:
-    if _all_match(value, MAX_TEXT_CHARS, _CANONICAL_CATEGORY_RE):
+    if all_canonical(value, MAX_TEXT_CHARS, CANONICAL_CATEGORY_RE):
         return list(dict.fromkeys(value))
     return _string_list(value, _category)
 
 
-def _all_match(value: object, max_chars: int, pattern: re.Pattern[str]) -> TypeGuard[list[str]]:
-    """Whether value is a list of strings all already in canonical form."""
+def all_canonical(value: object, max_chars: int, pattern: re.Pattern[str]) -> TypeGuard[list[str]]:
+    """Whether value is a list of at most 100 strings all already in canonical form."""
     if type(value) is not list or len(value) > MAX_LIST_ITEMS:
         return False
     for item in value:
@@ -343,13 +343,13 @@ def _all_match(value: object, max_chars: int, pattern: re.Pattern[str]) -> TypeG
 
 
 def _tag(value: object) -> str:
-    if type(value) is str and len(value) <= MAX_TAG_CHARS and _CANONICAL_TAG_RE.fullmatch(value):
+    if type(value) is str and len(value) <= MAX_TAG_CHARS and CANONICAL_TAG_RE.fullmatch(value):
         return value
     return " ".join(_text(value, MAX_TAG_CHARS).split())
 
 
 def _tags(value: object, ctx: FieldContext) -> list[str]:
-    if _all_match(value, MAX_TAG_CHARS, _CANONICAL_TAG_RE):
+    if all_canonical(value, MAX_TAG_CHARS, CANONICAL_TAG_RE):
         return list(dict.fromkeys(value))
     return _string_list(value, _tag)
 

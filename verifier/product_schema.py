@@ -7,8 +7,11 @@ null and blank optional fields are omitted), strings trimmed, prices and
 six decimals, never float arithmetic), ``availability`` as ``in_stock``/``out_of_stock``/
 ``discontinued`` plus the precise ``availability_detail``, ``categories`` as ``"/A/B"`` paths,
 ``currency`` always set (the merchant's by default), ``rating_value`` a JSON number (0..5, two
-decimals), counts non-negative integers. Validation never raises on bad input: it returns
-:class:`FieldError` records, one per offending field.
+decimals), counts non-negative integers, keys listed as jsonb stores them (shorter names
+first). Validation never raises on bad input: it returns :class:`FieldError` records, one per
+offending field. A fast path decides plainly spelled objects of the tag's common shape in
+straight-line code; everything else goes through the per-field normalisers of
+:mod:`verifier.product_fields`, with the same result.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from verifier.availability import normalize_availability
+from verifier.product_fastpath import FLAT_CUSTOM_FIELDS, availability_of, fast_product
 from verifier.product_fields import (
     NORMALISERS,
     FieldContext,
@@ -32,7 +35,11 @@ from verifier.product_fields import (
     parse_product_id,
     to_decimal,
 )
-from verifier.product_urls import host_set, normalize_host, url_host
+from verifier.product_urls import (
+    host_set,
+    normalize_host,
+    url_host,
+)
 
 __all__ = [
     "FIELDS",
@@ -48,6 +55,7 @@ __all__ = [
     "render_product",
     "url_host",
     "validate_product",
+    "validate_product_generally",
 ]
 
 FIELDS: tuple[str, ...] = (
@@ -92,14 +100,16 @@ class FieldError:
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
-_FLAT_CUSTOM_FIELDS = ("custom_field_1", "custom_field_2", "custom_field_3")
-_FLAT_CUSTOM_SET = frozenset(_FLAT_CUSTOM_FIELDS)
+_FLAT_CUSTOM_SET = frozenset(FLAT_CUSTOM_FIELDS)
 # Field -> normaliser; availability (None here) also sets availability_detail.
 _NORMALISER_BY_FIELD = {field: NORMALISERS.get(field) for field in FIELDS}
 _FIELD_ORDER = {field: position for position, field in enumerate(FIELDS)}
+# The canonical dict lists its keys as jsonb stores them (shorter first, then bytewise), however
+# the object listed them: PostgreSQL then finds them sorted, which makes storing cheaper.
+_KEY_ORDER = tuple(
+    sorted((*FIELDS, "availability_detail"), key=lambda key: (len(key), key.encode()))
+)
 _ANY_HOST = FieldContext(None)
-# Tags repeat a handful of spellings ("InStock", "instock"...): remember their meaning.
-_availability_of = functools.lru_cache(maxsize=512)(normalize_availability)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -116,12 +126,35 @@ def validate_product(
     require_url_host: bool = True,
 ) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """Check and normalise one product object: (canonical dict, []) or (None, errors)."""
+    if type(obj) is dict:
+        ctx = _context(tuple(allowed_hosts)) if require_url_host else _ANY_HOST
+        product = fast_product(obj, ctx, default_currency)
+        if product is not None:
+            return product, []
+    return validate_product_generally(
+        obj,
+        allowed_hosts=allowed_hosts,
+        default_currency=default_currency,
+        index=index,
+        require_url_host=require_url_host,
+    )
+
+
+def validate_product_generally(
+    obj: object,
+    *,
+    allowed_hosts: Sequence[str],
+    default_currency: str,
+    index: int | None = None,
+    require_url_host: bool = True,
+) -> tuple[dict[str, Any] | None, list[FieldError]]:
+    """:func:`validate_product` without its fast path (which must agree with this)."""
     if not isinstance(obj, dict):
         return None, [FieldError(index, None, "a product must be a JSON object")]
     ctx = _context(tuple(allowed_hosts)) if require_url_host else _ANY_HOST
     if not _FLAT_CUSTOM_SET.isdisjoint(obj) and "custom_fields" not in obj:
         # The browser tag sends custom_field_1..3 as separate properties.
-        obj = {**obj, "custom_fields": {key: obj.get(key) for key in _FLAT_CUSTOM_FIELDS}}
+        obj = {**obj, "custom_fields": {key: obj.get(key) for key in FLAT_CUSTOM_FIELDS}}
     out: dict[str, Any] = {}
     errors: list[FieldError] = []
     # Walk the object rather than FIELDS: tags send a dozen fields out of 23.
@@ -149,7 +182,7 @@ def validate_product(
         return None, errors
     if "currency" not in out:
         out["currency"] = default_currency
-    return out, errors
+    return {key: out[key] for key in _KEY_ORDER if key in out}, errors
 
 
 def _availability(
@@ -160,7 +193,7 @@ def _availability(
         return
     if not value.strip():
         return
-    availability, detail = _availability_of(value)
+    availability, detail = availability_of(value)
     if availability is None:
         message = "must be InStock, OutOfStock, Discontinued or another schema.org availability"
         errors.append(FieldError(index, "availability", message))

@@ -23,6 +23,12 @@ _PLAIN_HTTP_URL_RE = re.compile(
     "(?i:https?)://([^/?#@\x00-\x20\x7f\\\\\ud800-\udfff]+)"
     "(?:[/?#][^\x00-\x20\x7f\\\\\ud800-\udfff]*)?"
 )
+# Printable ASCII but the space and the backslash; an authority also leaves out /?#@:[].
+_PLAIN_CHARS = "".join(re.escape(chr(code)) for code in range(0x21, 0x7F) if chr(code) != "\\")
+_PLAIN_AUTHORITY_CHARS = "".join(
+    re.escape(chr(code)) for code in range(0x21, 0x7F) if chr(code) not in "\\/?#@:[]"
+)
+_PLAIN_HOST_RE = re.compile(r"[a-z0-9.-]+")
 # host[:port] or [v6]:port, without credentials.
 _AUTHORITY_RE = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]@]+))(?::([0-9]{0,5}))?")
 
@@ -50,6 +56,22 @@ def _authority_host(authority: str) -> str | None:
     if match is None or (match.group(3) and int(match.group(3)) > 65535):
         return None
     return normalize_host(match.group(1) or match.group(2))
+
+
+@functools.lru_cache(maxsize=1024)
+def plain_url_pattern(hosts: frozenset[str] | None) -> re.Pattern[str]:
+    """A pattern whose full matches are URLs that ``check_http_url(url, hosts)`` returns as is.
+
+    It knows only the common spelling (lower-case scheme, printable ASCII, no port, a host
+    spelled as in ``hosts``): a URL it does not match may still be valid.
+    """
+    if hosts is None:
+        authority = f"[{_PLAIN_AUTHORITY_CHARS}]+"
+    else:
+        # Only names that stay the same when normalised (IP literals and IDNs need the slow path).
+        names = sorted(h for h in hosts if _PLAIN_HOST_RE.fullmatch(h) and normalize_host(h) == h)
+        authority = f"(?:{'|'.join(map(re.escape, names))})" if names else "(?!)"
+    return re.compile(f"https?://{authority}(?:[/?#][{_PLAIN_CHARS}]*)?")
 
 
 def url_host(url: str) -> str | None:

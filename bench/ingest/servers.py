@@ -82,9 +82,7 @@ async def naive_app(db: Database) -> web.Application:
             return web.Response(status=422)
         async with db.pool.acquire() as conn:
             data = orjson.dumps(product).decode()
-            await conn.execute(
-                sql, [merchant["id"]], [product["product_id"]], [product["url"]], [data]
-            )
+            await conn.execute(sql, [merchant["id"]], [data])
         return web.Response(status=202, body=ACCEPTED, content_type="application/json")
 
     app = web.Application()
