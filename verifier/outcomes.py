@@ -32,7 +32,8 @@ import orjson
 from verifier.backoff import RandomSource, retry_delay_s
 from verifier.fetcher import FetchResult
 from verifier.parser_model import PageProduct, ParseResult
-from verifier.product_schema import differs_materially, same_price, validate_product
+from verifier.product_fields import NORMALISERS, FieldContext, InvalidField
+from verifier.product_schema import differs_materially, same_price
 
 # Fields whose changes the sync log records (the product object's own fields).
 TRACKED_FIELDS = (
@@ -100,55 +101,61 @@ class Decision:
     changes: tuple[Change, ...] = field(default_factory=tuple)
 
 
-def _snapshot(
-    page: PageProduct, state: ProductState, hosts: Sequence[str], currency: str
-) -> dict[str, Any]:
-    """The verified snapshot: stored fields, overwritten by what the page states."""
-    stated: dict[str, Any] = {}
-    for name in (
-        "name",
-        "unit_price",
-        "currency",
-        "brand",
-        "description",
-        "image_url",
-        "thumbnail_url",
-        "unit_price_original",
-        "unit_price_without_vat",
-        "discounted_percentage",
-        "discounted_amount",
-        "rating_value",
-        "rating_count",
-        "review_count",
-        "published_at",
-    ):
+# Fields a page states that the snapshot takes (availability is decided separately).
+_STATED_FIELDS = (
+    "name",
+    "unit_price",
+    "currency",
+    "brand",
+    "description",
+    "image_url",
+    "thumbnail_url",
+    "unit_price_original",
+    "unit_price_without_vat",
+    "discounted_percentage",
+    "discounted_amount",
+    "rating_value",
+    "rating_count",
+    "review_count",
+    "published_at",
+    "categories",
+    "tags",
+    "related_product_ids",
+    "custom_fields",
+)
+_ANY_HOST = FieldContext(None)
+
+
+def _snapshot(page: PageProduct, state: ProductState, currency: str) -> dict[str, Any]:
+    """The verified snapshot: stored fields, overwritten by what the page states.
+
+    The stored data is already canonical; each stated field goes through the same normaliser
+    as every other source, and one the page states badly (e.g. a negative price) keeps the
+    stored value rather than failing the verification.
+    """
+    snapshot = {
+        key: value
+        for key, value in state.data.items()
+        if key not in ("availability", "availability_detail")
+    }
+    snapshot["product_id"] = state.product_id
+    snapshot["url"] = state.url
+    for name in _STATED_FIELDS:
         value = getattr(page, name)
-        if value is not None:
-            stated[name] = str(value) if isinstance(value, Decimal) else value
-    for name in ("categories", "tags", "related_product_ids"):
-        if getattr(page, name):
-            stated[name] = list(getattr(page, name))
-    if page.custom_fields:
-        stated["custom_fields"] = dict(page.custom_fields)
-    merged = {**state.data, **stated, "product_id": state.product_id, "url": state.url}
-    merged.pop("availability", None)
-    merged.pop("availability_detail", None)
-    # Normalise through the same validation as every other source; a field the page states
-    # badly (e.g. a negative price) is dropped rather than failing the verification.
-    for _ in range(3):
-        canonical, errors = validate_product(
-            merged, allowed_hosts=(), default_currency=currency, require_url_host=False
-        )
-        if canonical is not None:
-            return canonical
-        bad = {e.field for e in errors if e.field}
-        if not bad or bad & {"product_id", "url"}:
-            break
-        for name in bad:
-            merged[name] = state.data.get(name)
-            if merged[name] is None:
-                merged.pop(name)
-    return {k: v for k, v in state.data.items() if k not in ("availability", "availability_detail")}
+        if value is None or (not value and isinstance(value, tuple | dict)):
+            continue
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        try:
+            normalised = NORMALISERS[name](value, _ANY_HOST)
+        except InvalidField:
+            continue
+        if normalised or normalised == 0:
+            snapshot[name] = normalised
+    snapshot.setdefault("currency", currency)
+    return snapshot
 
 
 def content_digest(snapshot: Mapping[str, Any], availability: str, detail: str | None) -> bytes:
@@ -294,7 +301,7 @@ def decide(
         state.availability if state.status == "verified" and state.availability else "in_stock"
     )
     detail = page.availability_detail if page.availability else None
-    snapshot = _snapshot(page, state, hosts, currency)
+    snapshot = _snapshot(page, state, currency)
     digest = content_digest(snapshot, availability, detail)
     observed = state.pending
     confirmed = observed is None or not differs_materially(
