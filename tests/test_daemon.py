@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_process import DaemonProcess, free_port, http_get, run_cli, start_daemon
+from verifier.daemon import GC_THRESHOLDS, tune_garbage_collector
 
 
 @pytest.fixture
@@ -204,3 +206,16 @@ def test_python_dash_m_and_console_script_agree() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.decode().startswith("catalog-verifier ")
+
+
+def test_garbage_collector_tuning_freezes_start_up_objects_and_raises_thresholds() -> None:
+    """After start-up, collections skip start-up objects and run less often."""
+    thresholds = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > thresholds[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

@@ -28,6 +28,7 @@ from ingest.apps import make_ingest_app
 from ingest.context import Services
 from ingest.tag_events import VISITED_PATH, install_routes
 from verifier.config import Config, DatabaseConfig
+from verifier.daemon import tune_garbage_collector
 from verifier.database import Database
 from verifier.ingest_writer import IngestWriter
 from verifier.metrics import Metrics
@@ -109,6 +110,8 @@ async def serve(mode: str, port: int, dsn: str) -> None:
         app = await naive_app(db)
     else:
         app = hello_app()
+    # Every server gets the daemon's garbage-collector settings, the ceiling included.
+    tune_garbage_collector()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()

@@ -27,6 +27,7 @@ import uvloop
 
 from bench.verify.engine_common import add_engine_arguments, engine_config, open_services
 from bench.verify.procstats import CpuWindow, parse_watch, peak_rss_mb, write_result
+from verifier.daemon import tune_garbage_collector
 from verifier.engine import VerificationEngine, job_from_row
 from verifier.frontier import FrontierClosedError
 from verifier.hostslot import Lane
@@ -122,6 +123,8 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     async with open_services(config) as services:
         db = services.db
         engine = VerificationEngine(services)
+        # As the daemon does once it is started.
+        tune_garbage_collector()
         flushes = CallTimer(engine.writer, "_flush", _batch_rows)
         claims = CallTimer(engine, "_claim", _claimed_rows)
         window = CpuWindow(parse_watch(args.watch))
