@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 # Keys are the value lower-cased with spaces, underscores and hyphens removed, so that
 # "InStock", "in stock", "in_stock" and "IN-STOCK" all meet on "instock".
 _AVAILABILITY_BY_KEY: dict[str, tuple[str, str]] = {
@@ -38,6 +40,14 @@ def normalize_availability(value: str | None) -> tuple[str | None, str | None]:
     """Map an availability spelling to (in_stock|out_of_stock|discontinued, snake_case detail)."""
     if not isinstance(value, str) or len(value) > _MAX_VALUE_CHARS:
         return (None, None)
+    if value in _AVAILABILITY_BY_KEY:
+        return _AVAILABILITY_BY_KEY[value]  # already a key ("instock"): nothing to reduce
+    return _lookup(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _lookup(value: str) -> tuple[str | None, str | None]:
+    # Pages repeat a handful of spellings ("https://schema.org/InStock"): remembered.
     mapped = _AVAILABILITY_BY_KEY.get(_availability_key(value))
     if mapped is None:
         return (None, None)

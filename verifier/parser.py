@@ -7,7 +7,8 @@ product wins and gives all its fields; lower sources only fill the verification 
 description, image) that it leaves empty. A `cn_product_not_found` block sets `not_found`.
 
 Two routes give the same result. The fast path finds the tag blocks, the JSON-LD scripts, the
-microdata Product elements and the OpenGraph meta tags in the raw bytes and parses only those;
+microdata Product elements and the OpenGraph meta tags in the raw bytes and parses only those,
+reading the page only as far as they lie and the other sources only while fields are missing;
 it gives up (returns None) for RDFa products, itemref, and bytes that read ambiguously, and
 the full path then parses the whole page with lxml. Tests hold the two routes equal on every
 corpus page and fixture; on pages with broken attribute quoting they may differ.
@@ -15,31 +16,36 @@ corpus page and fixture; on pages with broken attribute quoting they may differ.
 
 from __future__ import annotations
 
+from verifier.parser_bytes import find
 from verifier.parser_fastpath import (
     TAG_CLASS_PREFIX,
     find_tag_blocks,
-    jsonld_texts,
+    jsonld_documents,
     microdata_items,
-    opengraph_metas,
+    opengraph_page_properties,
 )
 from verifier.parser_html import DecodedPage, Element, class_tokens, decode_page, page_document
-from verifier.parser_jsonld import JSONLD_TYPE, jsonld_product
+from verifier.parser_jsonld import JSONLD_TYPE, documents_node, jsonld_product
 from verifier.parser_microdata import items_product, microdata_product, rdfa_product
 from verifier.parser_model import (
-    FILLED_FIELDS,
     PageProduct,
     ParseResult,
+    ProductFields,
+    has_filled_fields,
+    merge_fields,
+    merge_into,
     merge_products,
-    missing_fields,
 )
 from verifier.parser_opengraph import opengraph_product, opengraph_properties
-from verifier.parser_scan import product_markup, scan_page
+from verifier.parser_scan import PageScan, product_markup
+from verifier.parser_schemaorg import SchemaFields, schema_product
 from verifier.parser_tag import (
     NOT_FOUND_CLASS,
     VISITED_CLASS,
     TagBlock,
     block_entries,
     not_found_product_id,
+    tag_fields,
     tag_product,
 )
 
@@ -101,49 +107,70 @@ def _parse_full(page: DecodedPage, url: str) -> ParseResult:
 
 
 def _parse_fast(page: DecodedPage, url: str) -> ParseResult | None:
-    low = page.raw.lower()
-    first_tag = page.raw.find(TAG_CLASS_PREFIX)
-    markup: tuple[list[int], bool] | None = None
-    if first_tag == -1 and b"ld+json" not in low:
-        # Without tag and JSON-LD, an RDFa page needs the whole tree anyway: decide early.
-        markup = product_markup(low)
-        if markup[1]:
-            return None
-    scan = scan_page(page, low)
-    if scan is None:
-        return None
+    first_tag = find(page.raw, TAG_CLASS_PREFIX)
+    scan = PageScan(page)
     blocks = find_tag_blocks(scan, first_tag)
     if blocks is None:
         return None
+    documents = jsonld_documents(scan)
+    if documents is None:
+        return None
     visited, not_found = blocks
-    higher = [tag_product(visited), jsonld_product(jsonld_texts(scan), url)]
-    ranked = [product for product in higher if product is not None]
-    merged = merge_products(ranked)
+    node = documents_node(documents, url)
+    tag = tag_fields(visited)
+    winner: PageProduct | None = None
+    lower: list[ProductFields] = []
+    if tag is not None:
+        if node is not None:
+            # Below the tag, JSON-LD only fills fields: map just those the tag lacks.
+            lower.append(SchemaFields(node, html_escaped=True))
+        merged: PageProduct | None = merge_fields(tag, lower)
+    else:
+        winner = schema_product(node, "jsonld", html_escaped=True) if node is not None else None
+        merged = winner
     # Lower sources only fill FILLED_FIELDS: once the tag and JSON-LD have them all, the
     # microdata, RDFa and OpenGraph on the page cannot change the result.
-    if merged is not None and not missing_fields(merged, FILLED_FIELDS):
+    if merged is not None and has_filled_fields(merged):
         return _result(merged, not_found)
-    itemtypes, rdfa = markup if markup is not None else product_markup(low)
-    if rdfa:
+    if tag is not None:
+        winner = PageProduct(**tag)
+    # A microdata or RDFa Product type is written in an attribute of a real element, never in
+    # a comment or a script: without the word outside those, the page has none (the gate
+    # both routes use, product_markup, does not read character references either).
+    mentioned = scan.mentions_product_outside_regions()
+    if mentioned is None:
         return None
-    if itemtypes:
-        items = microdata_items(scan, itemtypes)
-        if items is None:
+    if mentioned:
+        itemtypes, rdfa = product_markup(scan.low)
+        if rdfa:
             return None
-        if (microdata := items_product(items, {})) is not None:
-            ranked.append(microdata)
-            merged = merge_products(ranked)
-    if merged is None or missing_fields(merged, FILLED_FIELDS):
-        metas = opengraph_metas(scan)
-        if metas is None:
+        if itemtypes:
+            items = microdata_items(scan, itemtypes)
+            if items is None:
+                return None
+            if (microdata := items_product(items, {})) is not None:
+                winner, merged = _ranked_below(winner, lower, microdata)
+    if merged is None or not has_filled_fields(merged):
+        properties = opengraph_page_properties(scan)
+        if properties is None:
             return None
-        og = opengraph_product(opengraph_properties(metas))
+        og = opengraph_product(properties)
         if og is not None:
-            merged = merge_products([*ranked, og])
+            winner, merged = _ranked_below(winner, lower, og)
     if merged is None and not not_found:
         # Nothing at all found: let the full parse confirm it rather than trust the scan.
         return None
     return _result(merged, not_found)
+
+
+def _ranked_below(
+    winner: PageProduct | None, lower: list[ProductFields], product: PageProduct
+) -> tuple[PageProduct, PageProduct]:
+    """Rank `product` below the others (it wins if there are none); (winner, merged)."""
+    if winner is None:
+        return product, product
+    lower.append(product)
+    return winner, merge_into(winner, lower)
 
 
 def _parse(body: bytes, url: str, content_type: str | None, *, fast: bool) -> ParseResult:

@@ -2,9 +2,9 @@
 
 Every page is turned into UTF-8 bytes once (decode_page); the full parse builds an lxml tree
 from them and the fast path searches them directly. The byte-level helpers here (start tags,
-attributes, element ends, character references) follow the HTML tokenizer and libxml2's tree
-builder closely enough that a fragment parsed alone reads like the same element in the page,
-and answer None where they cannot be sure.
+attributes, character references) follow the HTML tokenizer closely enough that a fragment
+parsed alone reads like the same element in the page; parser_elements finds where elements
+end.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from lxml import etree as _etree
+
+from verifier.parser_elements import ATTRIBUTE
 
 # lxml ships no type information (mypy treats it as Any): trees are typed by this alias.
 Element: TypeAlias = Any
@@ -37,51 +39,24 @@ _MULTI_BYTE_CODECS = frozenset(
 _CODEC_ALIASES = {"iso8859-1": "cp1252", "latin-1": "cp1252", "ascii": "cp1252"}
 FALLBACK_CODEC = "cp1252"
 
-RAW_TEXT_TAGS = (
-    b"script",
-    b"style",
-    b"textarea",
-    b"title",
-    b"xmp",
-    b"iframe",
-    b"noembed",
-    b"noframes",
-    b"plaintext",
-)
-_RAW_TEXT_NAMES = frozenset(RAW_TEXT_TAGS)
-_VOID_TAGS = frozenset(
-    b"area base br col embed hr img input keygen link meta param source track wbr".split()
-)
-_TAG_NAME_END = b" \t\n\r\f/>"
-# libxml2's end-tag priorities (htmlEndPriority): which open elements an end tag may close.
-_END_PRIORITY = {
-    b"div": 150,
-    b"td": 160,
-    b"th": 160,
-    b"tr": 170,
-    b"thead": 180,
-    b"tbody": 180,
-    b"tfoot": 180,
-    b"table": 190,
-    b"head": 200,
-    b"body": 200,
-    b"html": 220,
-}
-_DEFAULT_END_PRIORITY = 100
-_MAX_OPEN_ELEMENTS = 256
 _ASCII_WHITESPACE = " \t\n\f\r"
 
 # Possessive quantifiers: the alternatives never overlap, and failing on an unclosed quote
 # must not backtrack through every split of the text before it.
 START_TAG = re.compile(rb"<([a-zA-Z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>")
-_ATTRIBUTE = re.compile(
-    rb"([^\t\n\f\r \"'>/=]+)"
-    rb"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:\"([^\"]*)\"|'([^']*)'|([^\t\n\f\r >]+)))?"
-)
-_ATTRIBUTE_TEXT = re.compile(_ATTRIBUTE.pattern.decode("ascii"))
-_TOKEN = re.compile(rb"<!--|<(/?)([a-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>")
+_ATTRIBUTE_TEXT = re.compile(ATTRIBUTE.pattern.decode("ascii"))
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _HTML5_ENTITIES = html.entities.html5
+# What templates escape, decoded by plain replacement when a value holds nothing else. They
+# never overlap and only "&amp;" yields an '&', so replacing it last decodes in one pass.
+_COMMON_REFERENCES = (
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&quot;", '"'),
+    ("&#39;", "'"),
+    ("&#x27;", "'"),
+    ("&amp;", "&"),
+)
 # What numeric references to 0x80-0x9F mean: windows-1252 characters, where it has them.
 _C1_REPLACEMENTS = {
     n: bytes([n]).decode("cp1252")
@@ -96,6 +71,8 @@ class DecodedPage:
 
     raw: bytes
     codec: str
+    # False when the bytes came after a UTF-8 byte order mark, unchecked.
+    checked: bool = True
 
 
 def _codec_for_label(label: str) -> str | None:
@@ -123,7 +100,7 @@ def _declared_codec(raw: bytes, content_type: str | None) -> str | None:
 def decode_page(body: bytes, content_type: str | None) -> DecodedPage:
     """Choose the charset (BOM, valid UTF-8, declared, windows-1252) and get UTF-8 bytes."""
     if body.startswith(b"\xef\xbb\xbf"):
-        return DecodedPage(body[3:], "utf-8")
+        return DecodedPage(body[3:], "utf-8", checked=False)
     if body.startswith((b"\xff\xfe", b"\xfe\xff")):
         return _transcoded(body, "utf-16")
     if body.isascii():
@@ -146,7 +123,20 @@ def _transcoded(body: bytes, codec: str) -> DecodedPage:
 
 def decode_fragment(page: DecodedPage, start: int, end: int) -> str:
     """Decode raw[start:end] and apply the input-stream fixes the HTML tokenizer applies."""
-    text = page.raw[start:end].decode("utf-8", "replace")
+    return decode_text(page.raw[start:end])
+
+
+def fragment_utf8(page: DecodedPage, start: int, end: int) -> bytes:
+    """decode_fragment(page, start, end) as UTF-8 bytes, for a parse of the fragment alone."""
+    fragment = page.raw[start:end]
+    if page.checked and b"\r" not in fragment and b"\x00" not in fragment:
+        return fragment  # valid UTF-8 that the input-stream fixes leave as it is
+    return decode_text(fragment).encode("utf-8")
+
+
+def decode_text(utf8: bytes) -> str:
+    """Decode UTF-8 page bytes and apply the input-stream fixes the HTML tokenizer applies."""
+    text = utf8.decode("utf-8", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
@@ -232,18 +222,33 @@ def _text_reference(match: re.Match[str]) -> str:
     return _named_reference(match, False)
 
 
+def _common_references(value: str) -> str | None:
+    """`value` decoded when its every '&' starts one of _COMMON_REFERENCES, else None."""
+    left = value.count("&")
+    for reference, character in _COMMON_REFERENCES:
+        count = value.count(reference)
+        if count:
+            value = value.replace(reference, character)
+            left -= count
+            if not left:
+                return value
+    return None
+
+
 def unescape_attribute(value: str) -> str:
     """Decode character references the way the HTML tokenizer does inside attribute values."""
     if "&" not in value:
         return value
-    return _CHARREF.sub(_attribute_reference, value)
+    common = _common_references(value)
+    return common if common is not None else _CHARREF.sub(_attribute_reference, value)
 
 
 def unescape_text(value: str) -> str:
     """Decode character references the way the HTML tokenizer does in text."""
     if "&" not in value:
         return value
-    return _CHARREF.sub(_text_reference, value)
+    common = _common_references(value)
+    return common if common is not None else _CHARREF.sub(_text_reference, value)
 
 
 def parse_attributes(page: DecodedPage, start: int, end: int) -> dict[str, str]:
@@ -262,80 +267,3 @@ def attribute_value(attributes: dict[str, str], name: str) -> str | None:
     """An attribute stripped of ASCII whitespace, or None when absent."""
     value = attributes.get(name)
     return value.strip(_ASCII_WHITESPACE) if value is not None else None
-
-
-def comment_end(low: bytes, start: int) -> int:
-    """End offset of the comment opened at `start` ('<!-->' included), or -1 if unclosed."""
-    end = low.find(b"-->", start + 2)
-    # "--!>" also closes a comment; only look for it before the first "-->".
-    bang = low.find(b"--!>", start + 4, end if end != -1 else len(low))
-    if bang != -1:
-        return bang + 4
-    return end + 3 if end != -1 else -1
-
-
-def find_close_tag(low: bytes, name: bytes, start: int) -> tuple[int, int] | None:
-    """(start, end) of the first '</name' end tag at or after `start`, or None."""
-    needle = b"</" + name
-    position = low.find(needle, start)
-    while position != -1:
-        after = position + len(needle)
-        if after >= len(low) or low[after] in _TAG_NAME_END:
-            close = low.find(b">", after)
-            return (position, close + 1 if close != -1 else len(low))
-        position = low.find(needle, after)
-    return None
-
-
-def is_self_closing(attribute_text: bytes) -> bool:
-    """Whether a start tag's attribute text ends in a '/' that is not part of a value."""
-    last_end = 0
-    for match in _ATTRIBUTE.finditer(attribute_text):
-        last_end = match.end()
-    return attribute_text[last_end:].strip() == b"/"
-
-
-def find_element_end(low: bytes, name: bytes, content_start: int) -> int | None:
-    """End offset of the element whose start tag ends at `content_start`, or None if unsure.
-
-    Unsure means: never closed, or closed by an end tag for something opened before it (the
-    tree builder would have closed the element there, in a way this scan does not model).
-    """
-    open_names: list[bytes] = [name]
-    skip_until = content_start
-    for match in _TOKEN.finditer(low, content_start):
-        start = match.start()
-        if start < skip_until:
-            continue
-        closing, tag, attribute_text = match.groups()
-        if tag is None:
-            skip_until = comment_end(low, start)
-            if skip_until == -1:
-                return None
-        elif closing:
-            if tag not in open_names:
-                return None
-            index = len(open_names) - 1 - open_names[::-1].index(tag)
-            # libxml2 ignores an end tag that would implicitly close an element of higher
-            # end priority (</span> inside an open <div>).
-            priority = _END_PRIORITY.get(tag, _DEFAULT_END_PRIORITY)
-            if any(
-                _END_PRIORITY.get(name, _DEFAULT_END_PRIORITY) > priority
-                for name in open_names[index + 1 :]
-            ):
-                continue
-            del open_names[index:]
-            if not open_names:
-                return match.end()
-        elif tag in _RAW_TEXT_NAMES:
-            closed = find_close_tag(low, tag, match.end())
-            if closed is None:
-                return None
-            skip_until = closed[1]
-        elif tag not in _VOID_TAGS and not (
-            attribute_text.rstrip().endswith(b"/") and is_self_closing(attribute_text)
-        ):
-            if len(open_names) >= _MAX_OPEN_ELEMENTS:
-                return None  # deeper than libxml2 nests by default; and keeps this linear
-            open_names.append(tag)
-    return None

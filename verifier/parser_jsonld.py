@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Sequence
 from urllib.parse import urljoin
 
 import orjson
 
+from verifier.parser_html import decode_text
 from verifier.parser_model import PageProduct
 from verifier.parser_schemaorg import (
     PRODUCT_GROUP_TYPES,
     PRODUCT_TYPES,
+    Node,
     first_text,
     has_type,
+    local_name,
     normalized,
     schema_product,
 )
@@ -24,6 +26,9 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")
 _WRAPPERS = (("<!--", "-->"), ("<![CDATA[", "]]>"), ("//<![CDATA[", "//]]>"))
 _MAX_NODES = 5000
 _MAX_DEPTH = 8
+_CONTAINERS = (dict, list)
+# What str.strip() removes among ASCII bytes.
+_ASCII_SPACE = b" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 
 
 def load_jsonld(text: str) -> object | None:
@@ -46,6 +51,25 @@ def load_jsonld(text: str) -> object | None:
     return document
 
 
+def load_jsonld_bytes(data: bytes) -> object | None:
+    """load_jsonld of a script's UTF-8 bytes, decoded as the tree builder decodes them.
+
+    An object or array that orjson reads from the bytes as they are is what the text would
+    give: the text decoding only rewrites invalid UTF-8, CR and NUL, and orjson accepts none
+    of them but CR between tokens, where it is whitespace either way. Anything else takes
+    the text route.
+    """
+    body = data.strip(_ASCII_SPACE)
+    if body[:1] in (b"{", b"[") and body[-1:] in (b"}", b"]"):
+        try:
+            document: object = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return document
+    return load_jsonld(decode_text(data))
+
+
 def _roots(documents: Sequence[object]) -> list[object]:
     roots: list[object] = []
     for document in documents:
@@ -63,25 +87,34 @@ def product_nodes(documents: Sequence[object]) -> list[dict[str, object]]:
     """Product nodes, top-level ones first then nested ones (breadth first); groups last."""
     products: list[dict[str, object]] = []
     groups: list[dict[str, object]] = []
-    queue: deque[tuple[object, int]] = deque((root, 0) for root in _roots(documents))
+    # A first-in first-out queue: a list read in order while it grows.
+    queue: list[tuple[object, int]] = [(root, 0) for root in _roots(documents)]
     visited = 0
-    while queue and visited < _MAX_NODES:
-        value, depth = queue.popleft()
+    for value, depth in queue:
+        if visited == _MAX_NODES:
+            break
         visited += 1
         if isinstance(value, list):
-            queue.extend((item, depth) for item in value)
+            queue.extend([(item, depth) for item in value])
             continue
         if not isinstance(value, dict):
             continue
-        if "@type" in value:
+        kind = value.get("@type")
+        if isinstance(kind, str):
+            name = local_name(kind)
+            if name in PRODUCT_TYPES:
+                products.append(value)
+            elif name in PRODUCT_GROUP_TYPES:
+                groups.append(value)
+        elif kind is not None:
             if has_type(value, PRODUCT_TYPES):
                 products.append(value)
             elif has_type(value, PRODUCT_GROUP_TYPES):
                 groups.append(value)
         if depth < _MAX_DEPTH:
-            for child in value.values():
-                if isinstance(child, dict | list):
-                    queue.append((child, depth + 1))
+            queue.extend(
+                [(child, depth + 1) for child in value.values() if isinstance(child, _CONTAINERS)]
+            )
     return products + groups
 
 
@@ -110,11 +143,23 @@ def jsonld_product(texts: Sequence[str], page_url: str) -> PageProduct | None:
     # Every Product type name ("Product", "schema:IndividualProduct", "ProductGroup"...)
     # contains the word, so scripts without it need no decoding.
     loaded = (load_jsonld(text) for text in texts if "Product" in text)
-    documents = [doc for doc in loaded if doc is not None]
+    return documents_product([doc for doc in loaded if doc is not None], page_url)
+
+
+def documents_product(documents: Sequence[object], page_url: str) -> PageProduct | None:
+    """jsonld_product of the scripts' decoded JSON documents (None ones left out)."""
+    node = documents_node(documents, page_url)
+    return schema_product(node, "jsonld", html_escaped=True) if node is not None else None
+
+
+def documents_node(documents: Sequence[object], page_url: str) -> Node | None:
+    """The Product node jsonld_product maps: the one whose URL is the page's, else the first."""
     nodes = product_nodes(documents)
     if not nodes:
         return None
-    chosen = next(
-        (n for n in nodes if any(_same_page(u, page_url) for u in _node_urls(n))), nodes[0]
-    )
-    return schema_product(chosen, "jsonld", html_escaped=True)
+    chosen = nodes[0]
+    if len(nodes) > 1:
+        chosen = next(
+            (n for n in nodes if any(_same_page(u, page_url) for u in _node_urls(n))), chosen
+        )
+    return chosen

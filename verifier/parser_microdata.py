@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from lxml import etree
+
 from verifier.parser_html import Element, element_text
 from verifier.parser_model import PageProduct
 from verifier.parser_schemaorg import (
@@ -31,6 +33,11 @@ _URL_ATTRIBUTE = {
     "object": "data",
 }
 _SCHEMA_PREFIXES = ("schema:", "http://schema.org/", "https://schema.org/")
+_COUNT_DESCENDANTS = etree.XPath("count(descendant::*)")
+_COUNT_ENCLOSING_ITEMS = etree.XPath("count(ancestor-or-self::*[@itemscope])")
+# An itemprop element belongs to the nearest item around it: the one with $items items
+# around it (itself included) owns those with as many items around them.
+_OWN_PROPERTIES = etree.XPath("descendant::*[@itemprop][count(ancestor::*[@itemscope]) = $items]")
 
 
 def _collapsed_text(element: Element) -> str:
@@ -65,9 +72,42 @@ def _microdata_value(element: Element) -> str:
     return _collapsed_text(element)
 
 
+def _own_properties(item: Element) -> list[Element] | None:
+    """The item's own itemprop elements in document order, found by XPath; None if too many.
+
+    Own: no other item between them and this one. That is the depth-first walk of
+    _microdata_node, when the walk's budget covers the whole subtree.
+    """
+    if _COUNT_DESCENDANTS(item) > _MAX_PROPERTY_ELEMENTS:
+        return None
+    found: list[Element] = _OWN_PROPERTIES(item, items=_COUNT_ENCLOSING_ITEMS(item))
+    return found
+
+
+def _add_property(
+    node: dict[str, object], element: Element, depth: int, id_index: dict[str, Element]
+) -> None:
+    names = _tokens(element.get("itemprop"))
+    if not names:
+        return
+    value: object
+    if element.get("itemscope") is not None:
+        value = _microdata_node(element, depth + 1, id_index) if depth < _MAX_ITEM_DEPTH else {}
+    else:
+        value = _microdata_value(element)
+    for name in names:
+        values = node.setdefault(local_name(name), [])
+        if isinstance(values, list):
+            values.append(value)
+
+
 def _microdata_node(item: Element, depth: int, id_index: dict[str, Element]) -> dict[str, object]:
     node: dict[str, object] = {"@type": sorted(_types(item.get("itemtype")))}
     referenced = [id_index[ref] for ref in _tokens(item.get("itemref")) if ref in id_index]
+    if not referenced and (own := _own_properties(item)) is not None:
+        for element in own:
+            _add_property(node, element, depth, id_index)
+        return node
     # Depth-first in document order: the item's own subtree, then the elements it references.
     stack = list(reversed(referenced)) + list(reversed(_children(item)))
     # Elements themselves, not id()s: lxml proxies die and their ids get reused.
@@ -79,21 +119,8 @@ def _microdata_node(item: Element, depth: int, id_index: dict[str, Element]) -> 
         if element in seen:
             continue
         seen.add(element)
-        names = _tokens(element.get("itemprop"))
-        is_item = element.get("itemscope") is not None
-        if names:
-            value: object
-            if is_item:
-                value = (
-                    _microdata_node(element, depth + 1, id_index) if depth < _MAX_ITEM_DEPTH else {}
-                )
-            else:
-                value = _microdata_value(element)
-            for name in names:
-                values = node.setdefault(local_name(name), [])
-                if isinstance(values, list):
-                    values.append(value)
-        if not is_item:
+        _add_property(node, element, depth, id_index)
+        if element.get("itemscope") is None:
             stack.extend(reversed(_children(element)))
     return node
 

@@ -32,11 +32,15 @@ def opengraph_key(attributes: Mapping[str, str]) -> str | None:
     """The og:/product: property a meta element states, lower-cased, else None."""
     for name in _KEY_ATTRIBUTES:
         value = attributes.get(name)
-        if value:
-            key = value.strip(_ASCII_WHITESPACE).lower()
-            if key.startswith(_PREFIXES):
-                return key
+        if value and (key := property_key(value)) is not None:
+            return key
     return None
+
+
+def property_key(value: str) -> str | None:
+    """The og:/product: property a property or name attribute value names, else None."""
+    key = value.strip(_ASCII_WHITESPACE).lower()
+    return key if key.startswith(_PREFIXES) else None
 
 
 def opengraph_properties(metas: Iterable[Mapping[str, str]]) -> dict[str, str]:
@@ -44,10 +48,15 @@ def opengraph_properties(metas: Iterable[Mapping[str, str]]) -> dict[str, str]:
     properties: dict[str, str] = {}
     for attributes in metas:
         key = opengraph_key(attributes)
-        content = attributes.get("content")
-        if key is not None and content is not None and key not in properties:
-            properties[key] = content.strip(_ASCII_WHITESPACE)
+        if key is not None:
+            add_property(properties, key, attributes.get("content"))
     return properties
+
+
+def add_property(properties: dict[str, str], key: str, content: str | None) -> None:
+    """Record a meta element's content for its property, unless the page stated it before."""
+    if content is not None and key not in properties:
+        properties[key] = content.strip(_ASCII_WHITESPACE)
 
 
 def _first(properties: Mapping[str, str], keys: tuple[str, ...]) -> str | None:

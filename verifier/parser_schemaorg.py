@@ -22,6 +22,8 @@ _ORIGINAL_PRICE_TYPES = frozenset({"ListPrice", "StrikethroughPrice", "MSRP", "S
 _MAX_CATEGORIES = 20
 _RATING_SCALE = Decimal(5)
 _RATING_QUANTUM = Decimal("0.0001")
+_NUMBERS = (int, float)
+_PRICE_VALUES = (str, int, float, Decimal)
 
 Node = Mapping[str, object]
 
@@ -56,6 +58,9 @@ def has_type(node: Node, kinds: frozenset[str]) -> bool:
 
 def normalized(node: Node) -> Node:
     """The node with keys reduced to local names ("schema:price" -> "price"); first key wins."""
+    # Keys of letters, digits and '@' are their own local names (one test for all of them).
+    if "".join(node).replace("@", "").isalnum():
+        return node
     for key in node:
         if not key.isalnum() and not key.startswith("@"):
             break
@@ -80,10 +85,14 @@ def _nodes(value: object) -> list[Node]:
 
 def first_text(value: object) -> str | None:
     """First non-empty string in a value: plain, a number, {"@value"}, or a list of those."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if value is None:
+        return None
     for item in _as_list(value):
         if isinstance(item, str):
             text = item.strip()
-        elif isinstance(item, int | float) and not isinstance(item, bool):
+        elif isinstance(item, _NUMBERS) and not isinstance(item, bool):
             text = str(item)
         elif isinstance(item, dict):
             text = first_text(item.get("@value", item.get("@id"))) or ""
@@ -95,6 +104,8 @@ def first_text(value: object) -> str | None:
 
 
 def _first_url(value: object) -> str | None:
+    if isinstance(value, str):
+        return first_text(value)
     for item in _as_list(value):
         if isinstance(item, dict):
             item = normalized(item)
@@ -109,6 +120,8 @@ def _first_url(value: object) -> str | None:
 
 def _first_name(value: object) -> str | None:
     """A brand-like value: plain text, or the name of a Brand/Organization/Thing node."""
+    if isinstance(value, str):
+        return first_text(value)
     for item in _as_list(value):
         if isinstance(item, dict):
             name = first_text(normalized(item).get("name"))
@@ -120,10 +133,12 @@ def _first_name(value: object) -> str | None:
 
 
 def _price(value: object) -> Decimal | None:
+    if isinstance(value, str):
+        return parse_price(value)
     for item in _as_list(value):
         if isinstance(item, dict):
             item = item.get("@value")
-        if isinstance(item, str | int | float | Decimal) and not isinstance(item, bool):
+        if isinstance(item, _PRICE_VALUES) and not isinstance(item, bool):
             price = parse_price(item)
             if price is not None:
                 return price
@@ -168,7 +183,9 @@ def _availability(offers: list[Node]) -> tuple[str | None, str | None]:
 
 
 class _OfferSummary:
-    __slots__ = ("availability", "currency", "original", "price", "sku")
+    """Price and currency of a product's offers; availability, original price, sku on demand."""
+
+    __slots__ = ("_aggregate", "_chosen", "_offers", "_pool", "currency", "price")
 
     def __init__(self, offers: list[Node]) -> None:
         aggregate = next(
@@ -184,9 +201,11 @@ class _OfferSummary:
             currency = _currency(aggregate.get("priceCurrency"))
         else:
             pool = offers
-            priced = [o for o in offers if _offer_price(o)[0] is not None]
-            chosen = priced[0] if priced else (offers[0] if offers else None)
-            price, currency = _offer_price(chosen) if chosen is not None else (None, None)
+            prices = [_offer_price(o) for o in offers]
+            first = next((i for i, (p, _) in enumerate(prices) if p is not None), None)
+            index = first if first is not None else 0
+            chosen = offers[index] if offers else None
+            price, currency = prices[index] if offers else (None, None)
         if price is None:
             for offer in pool:
                 price, offer_currency = _offer_price(offer)
@@ -197,13 +216,31 @@ class _OfferSummary:
             currency = next(
                 (c for o in pool if (c := _currency(o.get("priceCurrency"))) is not None), None
             )
-        own = _availability([chosen]) if chosen is not None else (None, None)
         self.price = price
         self.currency = currency
-        self.availability = own if own[0] is not None else _availability(pool)
-        self.original = _original_price(chosen) if chosen is not None else None
-        single = len(offers) == 1 and aggregate is None
-        self.sku = first_text(offers[0].get("sku")) if single else None
+        self._offers = offers
+        self._aggregate = aggregate
+        self._chosen = chosen
+        self._pool = pool
+
+    @property
+    def availability(self) -> tuple[str | None, str | None]:
+        """The chosen offer's availability, else the first the offers state."""
+        chosen = self._chosen
+        own = _availability([chosen]) if chosen is not None else (None, None)
+        return own if own[0] is not None else _availability(self._pool)
+
+    @property
+    def original(self) -> Decimal | None:
+        """The chosen offer's list price."""
+        return _original_price(self._chosen) if self._chosen is not None else None
+
+    @property
+    def sku(self) -> str | None:
+        """The sku of the only offer (no aggregate)."""
+        offers = self._offers
+        single = len(offers) == 1 and self._aggregate is None
+        return first_text(offers[0].get("sku")) if single else None
 
 
 def _rating(node: Node) -> tuple[Decimal | None, int | None, int | None]:
@@ -240,34 +277,113 @@ def _categories(value: object) -> tuple[str, ...]:
     return tuple(paths)
 
 
+class SchemaFields:
+    """The verification fields of a Product node, each mapped when first read.
+
+    What schema_product gives for them: a source below the winner only needs the fields
+    the winner lacks (parser_model.merge_into).
+    """
+
+    __slots__ = ("_escaped", "_product", "_summary")
+
+    def __init__(self, node: Node, *, html_escaped: bool = False) -> None:
+        self._product = normalized(node)
+        self._escaped = html_escaped
+        self._summary: _OfferSummary | None = None
+
+    @property
+    def _offers(self) -> _OfferSummary:
+        if self._summary is None:
+            self._summary = _OfferSummary(_nodes(self._product.get("offers")))
+        return self._summary
+
+    def _text(self, key: str) -> str | None:
+        found = first_text(self._product.get(key))
+        return html.unescape(found) if self._escaped and found and "&" in found else found
+
+    @property
+    def product_id(self) -> str | None:
+        """productID."""
+        return self._text("productID")
+
+    @property
+    def sku(self) -> str | None:
+        """sku, else that of the only offer."""
+        return self._text("sku") or self._offers.sku
+
+    @property
+    def name(self) -> str | None:
+        """name."""
+        return self._text("name")
+
+    @property
+    def url(self) -> str | None:
+        """url."""
+        return _first_url(self._product.get("url"))
+
+    @property
+    def unit_price(self) -> Decimal | None:
+        """The offers' price."""
+        return self._offers.price
+
+    @property
+    def currency(self) -> str | None:
+        """The offers' currency."""
+        return self._offers.currency
+
+    @property
+    def availability(self) -> str | None:
+        """The offers' availability."""
+        return self._offers.availability[0]
+
+    @property
+    def availability_detail(self) -> str | None:
+        """The offers' availability detail."""
+        return self._offers.availability[1]
+
+    def availability_pair(self) -> tuple[str | None, str | None]:
+        """(availability, availability_detail) of the offers."""
+        return self._offers.availability
+
+    @property
+    def brand(self) -> str | None:
+        """The brand's name."""
+        brand = _first_name(self._product.get("brand"))
+        return html.unescape(brand) if self._escaped and brand and "&" in brand else brand
+
+    @property
+    def description(self) -> str | None:
+        """description."""
+        return self._text("description")
+
+    @property
+    def image_url(self) -> str | None:
+        """The first image's URL."""
+        return _first_url(self._product.get("image"))
+
+
 def schema_product(node: Node, source: str, *, html_escaped: bool = False) -> PageProduct:
     """Map a schema.org Product node; `html_escaped` decodes HTML entities left in text."""
-    product = normalized(node)
-    offers = _nodes(product.get("offers"))
-    summary = _OfferSummary(offers)
+    fields = SchemaFields(node, html_escaped=html_escaped)
+    product = fields._product
     rating, rating_count, review_count = _rating(product)
-
-    def text(value: object) -> str | None:
-        found = first_text(value)
-        return html.unescape(found) if html_escaped and found and "&" in found else found
-
-    brand = _first_name(product.get("brand"))
+    availability, detail = fields.availability_pair()
     return PageProduct(
         source=source,
-        product_id=text(product.get("productID")),
-        sku=text(product.get("sku")) or summary.sku,
-        name=text(product.get("name")),
-        url=_first_url(product.get("url")),
-        unit_price=summary.price,
-        currency=summary.currency,
-        availability=summary.availability[0],
-        availability_detail=summary.availability[1],
-        brand=html.unescape(brand) if html_escaped and brand and "&" in brand else brand,
-        description=text(product.get("description")),
-        image_url=_first_url(product.get("image")),
+        product_id=fields.product_id,
+        sku=fields.sku,
+        name=fields.name,
+        url=fields.url,
+        unit_price=fields.unit_price,
+        currency=fields.currency,
+        availability=availability,
+        availability_detail=detail,
+        brand=fields.brand,
+        description=fields.description,
+        image_url=fields.image_url,
         thumbnail_url=_first_url(product.get("thumbnailUrl")),
         categories=_categories(product.get("category")),
-        unit_price_original=summary.original,
+        unit_price_original=fields._offers.original,
         rating_value=rating,
         rating_count=rating_count,
         review_count=review_count,

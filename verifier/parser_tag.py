@@ -9,7 +9,7 @@ elements' text content, trimmed as String.prototype.trim() does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from typing import Any
 
 from verifier.availability import normalize_availability
 from verifier.parser_html import Element, class_tokens, element_text
@@ -53,12 +53,17 @@ TagEntry = tuple[tuple[str, ...], str]
 TagBlock = list[TagEntry]
 
 
+# A class attribute that is exactly one field name, as the tag template writes it.
+SINGLE_FIELD_TOKENS = {name: (name,) for name in _FIELDS}
+
+
 def field_tokens(class_value: str | None) -> tuple[str, ...]:
     """The tag field names among a class attribute's tokens."""
     if not class_value:
         return ()
-    if class_value in _FIELDS:
-        return (class_value,)
+    single = SINGLE_FIELD_TOKENS.get(class_value)
+    if single is not None:
+        return single
     return tuple(token for token in class_tokens(class_value) if token in _FIELDS)
 
 
@@ -88,63 +93,65 @@ def _read(entries: TagBlock) -> tuple[dict[str, str], dict[str, list[str]]]:
     return scalars, lists
 
 
-def _text(scalars: dict[str, str], name: str) -> str | None:
-    return scalars.get(name) or None
-
-
-def _number(scalars: dict[str, str], name: str) -> Decimal | None:
-    return parse_number(scalars[name]) if name in scalars else None
-
-
-def _integer(scalars: dict[str, str], name: str) -> int | None:
-    return parse_integer(scalars[name]) if name in scalars else None
-
-
 def block_product(block: TagBlock) -> PageProduct:
     """One tag block as a PageProduct (source "connectif"); the tag states no currency."""
+    return PageProduct(**block_fields(block))
+
+
+def block_fields(block: TagBlock) -> dict[str, Any]:
+    """block_product's fields, by name."""
     scalars, lists = _read(block)
-    availability, detail = normalize_availability(_text(scalars, "availability"))
-    return PageProduct(
-        source="connectif",
-        product_id=_text(scalars, "product_id"),
-        name=_text(scalars, "name"),
-        url=_text(scalars, "url"),
-        unit_price=_number(scalars, "unit_price"),
-        availability=availability,
-        availability_detail=detail,
-        brand=_text(scalars, "brand"),
-        description=_text(scalars, "description"),
-        image_url=_text(scalars, "image_url"),
-        thumbnail_url=_text(scalars, "thumbnail_url"),
-        categories=tuple(lists["category"]),
-        tags=tuple(lists["tag"]),
-        unit_price_original=_number(scalars, "unit_price_original"),
-        unit_price_without_vat=_number(scalars, "unit_price_without_vat"),
-        discounted_percentage=_number(scalars, "discounted_percentage"),
-        discounted_amount=_number(scalars, "discounted_amount"),
-        rating_value=_number(scalars, "rating_value"),
-        rating_count=_integer(scalars, "rating_count"),
-        review_count=_integer(scalars, "review_count"),
-        published_at=_text(scalars, "published_at"),
-        related_product_ids=tuple(lists["related_external_product_id"]),
-        custom_fields={name: scalars[name] for name in _CUSTOM_FIELDS if scalars.get(name)},
-    )
+    # An empty text states nothing; parse_number and parse_integer read None as nothing too.
+    text = scalars.get
+    availability, detail = normalize_availability(text("availability") or None)
+    return {
+        "source": "connectif",
+        "product_id": text("product_id") or None,
+        "name": text("name") or None,
+        "url": text("url") or None,
+        "unit_price": parse_number(text("unit_price")),
+        "availability": availability,
+        "availability_detail": detail,
+        "brand": text("brand") or None,
+        "description": text("description") or None,
+        "image_url": text("image_url") or None,
+        "thumbnail_url": text("thumbnail_url") or None,
+        "categories": tuple(lists["category"]),
+        "tags": tuple(lists["tag"]),
+        "unit_price_original": parse_number(text("unit_price_original")),
+        "unit_price_without_vat": parse_number(text("unit_price_without_vat")),
+        "discounted_percentage": parse_number(text("discounted_percentage")),
+        "discounted_amount": parse_number(text("discounted_amount")),
+        "rating_value": parse_number(text("rating_value")),
+        "rating_count": parse_integer(text("rating_count")),
+        "review_count": parse_integer(text("review_count")),
+        "published_at": text("published_at") or None,
+        "related_product_ids": tuple(lists["related_external_product_id"]),
+        "custom_fields": {name: scalars[name] for name in _CUSTOM_FIELDS if scalars.get(name)},
+    }
 
 
-def _is_complete(product: PageProduct) -> bool:
+def _is_complete(fields: dict[str, Any]) -> bool:
     # The tag client drops a product unless these are all present.
+    price = fields["unit_price"]
     return bool(
-        product.name
-        and product.url
-        and product.product_id
-        and product.unit_price is not None
-        and product.unit_price >= 0
+        fields["name"]
+        and fields["url"]
+        and fields["product_id"]
+        and price is not None
+        and price >= 0
     )
 
 
 def tag_product(blocks: Sequence[TagBlock]) -> PageProduct | None:
     """The first complete tag block's product, else the first block's, else None."""
-    products = [block_product(block) for block in blocks]
+    fields = tag_fields(blocks)
+    return PageProduct(**fields) if fields is not None else None
+
+
+def tag_fields(blocks: Sequence[TagBlock]) -> dict[str, Any] | None:
+    """tag_product's fields, by name."""
+    products = [block_fields(block) for block in blocks]
     for product in products:
         if _is_complete(product):
             return product
@@ -155,6 +162,6 @@ def not_found_product_id(blocks: Sequence[TagBlock]) -> str | None:
     """The product_id named by the first cn_product_not_found block that names one."""
     for block in blocks:
         scalars, _ = _read(block)
-        if product_id := _text(scalars, "product_id"):
+        if product_id := scalars.get("product_id"):
             return product_id
     return None

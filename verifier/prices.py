@@ -116,11 +116,15 @@ def parse_number(text: str | int | float | Decimal | None) -> Decimal | None:
         value = _from_number(text)
         return value if value is not None and abs(value) <= _MAX_DOUBLE else None
     match = _JS_FLOAT_PREFIX.match(text.strip(JS_WHITESPACE)[:_MAX_TEXT_CHARS])
-    if match is None or "Infinity" in match.group():
+    if match is None:
+        return None
+    number = match.group()
+    if "Infinity" in number:
         return None
     try:
-        value = Decimal(match.group())
-        if abs(value) > _MAX_DOUBLE:
+        value = Decimal(number)
+        # Without an exponent, fewer than 300 digits stay far below _MAX_DOUBLE.
+        if (len(number) > 300 or "e" in number or "E" in number) and abs(value) > _MAX_DOUBLE:
             return None
     except (InvalidOperation, ValueError, OverflowError):
         return None
