@@ -46,6 +46,8 @@ ON CONFLICT (merchant_id, product_id) DO UPDATE SET
     pending = NULL,
     pending_at = NULL,
     not_found_count = 0,
+    -- the digest of the last verified page no longer describes the row
+    content_sha256 = NULL,
     updated_at = now(),
     verified_at = now()
 WHERE (p.status, p.source, p.url, p.availability, p.availability_detail, p.data, p.pending)
@@ -61,6 +63,7 @@ SET status = 'verified',
     availability = 'discontinued',
     availability_detail = 'discontinued',
     data = data || '{"availability": "discontinued", "availability_detail": "discontinued"}',
+    content_sha256 = NULL,
     updated_at = now(),
     verified_at = now()
 WHERE merchant_id = $1 AND product_id = $2

@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from verifier.database import Database
-from verifier.ingest_writer import IngestWriter
+from verifier.ingest_writer import IngestUnavailable, IngestWriter
 from verifier.metrics import Metrics
 from verifier.product_schema import validate_product
 
@@ -156,3 +156,21 @@ async def test_closing_the_database_while_the_writer_holds_a_connection_does_not
     finally:
         await writer.close()
     assert [entry for entry in logs if entry["event"] == "database.close_timeout"] == []
+
+
+async def test_an_unexpected_commit_error_fails_those_requests_and_the_writer_goes_on(
+    database: Database, merchant_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in one commit answers its requests with IngestUnavailable; later ones commit."""
+    writer = IngestWriter(database, Metrics())
+    await writer.start()
+    try:
+        # A query that is no text makes the driver raise a TypeError: a stand-in for a bug.
+        monkeypatch.setitem(database.queries, "ingest_upsert_tag_products", None)
+        with structlog.testing.capture_logs(), pytest.raises(IngestUnavailable):
+            await asyncio.wait_for(writer.write(merchant_id, [canonical("p-1")]), 10)
+        monkeypatch.undo()
+        await asyncio.wait_for(writer.write(merchant_id, [canonical("p-2")]), 10)
+    finally:
+        await writer.close()
+    assert await stored_names(database) == {"p-2": "Product p-2"}

@@ -193,3 +193,36 @@ def test_a_page_without_product_data_is_unparseable() -> None:
     """No product on the page: unparseable, stored data kept."""
     decision = _decide(_state(), _fetch(), ParseResult(not_found=False, product=None))
     assert decision.outcome == "unparseable" and decision.data is None
+
+
+def test_same_page_after_a_404_restores_the_product() -> None:
+    """Discontinued by a 404, then the unchanged page again: verified in stock, data written."""
+    first = _decide(_state(), _fetch(), _page())
+    verified: dict[str, Any] = {
+        "status": "verified",
+        "availability": first.availability,
+        "data": first.data,
+        "content_sha256": first.content_sha256,
+    }
+    gone = _decide(_state(**verified), _fetch("not_found", 404), None)
+    assert gone.availability == "discontinued"
+    # The 404 keeps the stored digest (it is no verification of a page).
+    after_404 = _state(**{**verified, "availability": gone.availability, "data": gone.data})
+    back = _decide(after_404, _fetch(), _page())
+    assert not back.unchanged_content
+    assert back.availability == "in_stock" and back.data is not None
+
+
+def test_same_page_after_an_api_change_rewrites_the_page_data() -> None:
+    """Data the merchant's API changed since the last page is overwritten by the same page."""
+    first = _decide(_state(), _fetch(), _page("19.90"))
+    edited = {**first.data, "unit_price": "25.00"}
+    state = _state(
+        status="verified",
+        availability=first.availability,
+        data=edited,
+        content_sha256=first.content_sha256,
+    )
+    again = _decide(state, _fetch(), _page("19.90"))
+    assert not again.unchanged_content
+    assert again.data is not None and again.data["unit_price"] == "19.90"

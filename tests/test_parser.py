@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from verifier import parser as parser_module
 from verifier.parser import (
     PageProduct,
     ParseResult,
@@ -631,6 +632,9 @@ ADVERSARIAL = {
     "deeply nested block": b'<div class="cn_product_visited">' + b"<span>" * _REPEATS,
     "product items never closed": b'<div itemscope itemtype="https://schema.org/Product">' * 5000,
     "itemtype in text": b'itemtype="product" ' * _REPEATS,
+    "typeof without spaces": b"typeof=" * _REPEATS,
+    "itemtype without spaces": b"itemtype=" * _REPEATS,
+    "typeof with an unclosed quote": b"typeof='" + b"typeof=x" * _REPEATS,
     "script tags never closed": b"<script x " * _REPEATS,
     "many comments": b"<!-- --> " * _REPEATS,
     "many json-ld scripts": b'<script type="application/ld+json">{"@type":"Product"}</script>'
@@ -644,3 +648,30 @@ def test_adversarial_repetition_parses_in_linear_time(body: bytes) -> None:
     """Megabyte pages built to make a scanner quadratic parse well within the timeout."""
     for fast in (True, False):
         assert isinstance(_parse(body, PAGE_URL, None, fast=fast), ParseResult)
+
+
+def test_a_failing_fast_path_falls_back_to_the_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception inside the fast path costs speed, never the page's product."""
+    body = _read(FIXTURES / "prestashop-tag-jsonld.html")
+    expected = parse_product_page_full(body, PAGE_URL)
+    assert expected.product is not None
+
+    def broken(*_: object) -> None:
+        raise IndexError("fast path bug")
+
+    monkeypatch.setattr(parser_module, "_parse_fast", broken)
+    assert repr(parse_product_page(body, PAGE_URL)) == repr(expected)
+
+
+def test_jsonld_type_spelled_with_json_escapes_is_read_on_both_paths() -> None:
+    """JSON escapes spelling "Product" are read by the fast path as by the full one."""
+    body = (
+        b'<html><head><script type="application/ld+json">{"@type": "\\u0050rodu\\u0063t",'
+        b' "name": "Kettle", "sku": "K1", "offers": {"price": "19.90", "priceCurrency": "EUR"}}'
+        b"</script></head><body><p>caf\\u00e9</p></body></html>"
+    )
+    full = parse_product_page_full(body, PAGE_URL)
+    assert full.product is not None and full.product.name == "Kettle"
+    assert repr(parse_product_page(body, PAGE_URL)) == repr(full)
+    fast = parse_fast_path(body, PAGE_URL)
+    assert fast is None or repr(fast) == repr(full)

@@ -34,7 +34,7 @@ from verifier.sdnotify import Notifier
 log = structlog.get_logger(__name__)
 
 # (first generation: container allocations between young collections, second, third)
-GC_THRESHOLDS = (20_000, 50, 100)
+GC_THRESHOLDS = (20_000, 20, 10)
 
 
 class Component(Protocol):

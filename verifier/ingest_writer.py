@@ -214,6 +214,13 @@ class IngestWriter:
             await link.discard()
             _fail(batch, exc)
             return
+        except Exception as exc:
+            # Whatever else went wrong (a pool error, a bug): these requests get 503 and the
+            # writer keeps serving the next ones instead of leaving them waiting forever.
+            log.exception("ingest.commit_crashed", requests=len(batch))
+            await link.discard()
+            _fail(batch, exc)
+            return
         except BaseException as exc:
             _fail(batch, exc)
             raise

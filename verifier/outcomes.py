@@ -133,11 +133,7 @@ def _snapshot(page: PageProduct, state: ProductState, currency: str) -> dict[str
     as every other source, and one the page states badly (e.g. a negative price) keeps the
     stored value rather than failing the verification.
     """
-    snapshot = {
-        key: value
-        for key, value in state.data.items()
-        if key not in ("availability", "availability_detail")
-    }
+    snapshot = _stored_snapshot(state)
     snapshot["product_id"] = state.product_id
     snapshot["url"] = state.url
     for name in _STATED_FIELDS:
@@ -156,6 +152,14 @@ def _snapshot(page: PageProduct, state: ProductState, currency: str) -> dict[str
             snapshot[name] = normalised
     snapshot.setdefault("currency", currency)
     return snapshot
+
+
+def _stored_snapshot(state: ProductState) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in state.data.items()
+        if key not in ("availability", "availability_detail")
+    }
 
 
 def content_digest(snapshot: Mapping[str, Any], availability: str, detail: str | None) -> bytes:
@@ -307,7 +311,14 @@ def decide(
     confirmed = observed is None or not differs_materially(
         {**snapshot, "availability": availability}, observed
     )
-    if state.status == "verified" and digest == state.content_sha256:
+    if (
+        state.status == "verified"
+        and digest == state.content_sha256
+        # The digest is that of the last verified page: a 404 or the merchant's API may have
+        # changed the row since, and then the same page must write its data back.
+        and availability == state.availability
+        and snapshot == _stored_snapshot(state)
+    ):
         return Decision(
             "verified",
             error=None,

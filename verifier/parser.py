@@ -176,7 +176,11 @@ def _ranked_below(
 def _parse(body: bytes, url: str, content_type: str | None, *, fast: bool) -> ParseResult:
     page = decode_page(bytes(body), content_type)
     if fast:
-        result = _parse_fast(page, url)
+        try:
+            result = _parse_fast(page, url)
+        except Exception:
+            # The fast path is an optimisation: whatever trips it, the full parse decides.
+            result = None
         if result is not None:
             return result
     return _parse_full(page, url)

@@ -138,11 +138,22 @@ def _node_urls(node: dict[str, object]) -> list[str | None]:
     return urls
 
 
+# \u00XX escapes of the letters of "Product" (either case of hex digits).
+_ESCAPED_PRODUCT_LETTER = re.compile(r"\\u00(?:50|72|6[fF]|64|75|63|74)")
+
+
+def mentions_product(text: str) -> bool:
+    """Whether a script's text may name a Product type: the word, or JSON escapes of it."""
+    return "Product" in text or (
+        "\\u00" in text and _ESCAPED_PRODUCT_LETTER.search(text) is not None
+    )
+
+
 def jsonld_product(texts: Sequence[str], page_url: str) -> PageProduct | None:
     """The page's JSON-LD Product: the one whose URL is the page's, else the first found."""
     # Every Product type name ("Product", "schema:IndividualProduct", "ProductGroup"...)
-    # contains the word, so scripts without it need no decoding.
-    loaded = (load_jsonld(text) for text in texts if "Product" in text)
+    # contains the word, so scripts without it (nor an escaped letter of it) need no decoding.
+    loaded = (load_jsonld(text) for text in texts if mentions_product(text))
     return documents_product([doc for doc in loaded if doc is not None], page_url)
 
 

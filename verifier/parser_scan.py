@@ -39,6 +39,19 @@ _TYPE_ATTRIBUTE_VALUE = re.compile(rb"[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']
 # Every Product type name (Product, IndividualProduct, ProductGroup...) holds the word.
 _PRODUCT_WORD = b"Product"
 
+_ESCAPE = b"\\u00"
+# \u00XX escapes of the letters of "Product" (either case of hex digits).
+_ESCAPED_PRODUCT_LETTER = re.compile(rb"\\u00(?:50|72|6[fF]|64|75|63|74)")
+
+
+def _mentions_product(raw: bytes, start: int, end: int) -> bool:
+    if find(raw, _PRODUCT_WORD, start, end) != -1:
+        return True
+    return find(raw, _ESCAPE, start, end) != -1 and (
+        _ESCAPED_PRODUCT_LETTER.search(raw, start, end) is not None
+    )
+
+
 # attribute text start/end, content start/end (of a script element)
 ScriptSpans = tuple[int, int, int, int]
 
@@ -102,13 +115,17 @@ class PageScan:
         return index >= 0 and position < self._ends[index]
 
     def jsonld_scripts(self) -> list[ScriptSpans] | None:
-        """The ld+json scripts (start tag saying so in any case) that mention "Product"."""
+        """The ld+json scripts (start tag saying so in any case) that mention "Product".
+
+        JSON may spell the word with escapes ("\\u0050roduct"): a script holding an escaped
+        letter of it counts too.
+        """
         raw = self.page.raw
         # A script holding the word starts before its last occurrence.
-        last = rfind(raw, _PRODUCT_WORD)
+        last = max(rfind(raw, _PRODUCT_WORD), rfind(raw, _ESCAPE))
         if not self.reach(last + 1):
             return None
-        return [s for s in self._jsonld if find(raw, _PRODUCT_WORD, s[2], s[3]) != -1]
+        return [s for s in self._jsonld if _mentions_product(raw, s[2], s[3])]
 
     def metas(self) -> list[int] | None:
         """Start offsets of the `<meta` tags outside comments and raw-text elements."""
@@ -278,19 +295,23 @@ def product_markup(low: bytes) -> tuple[list[int], bool]:
     "type" followed by "of" is a typeof (also in "itemtypeof"), else after "item" an
     itemtype.
     """
+    # Each search resumes after the value just read: no attribute starts inside a value, and
+    # values never overlap, so hostile runs such as "typeof=typeof=..." stay linear.
     rdfa = False
     position = find(low, b"typeof")
     while position != -1 and not rdfa:
         value = _TYPE_ATTRIBUTE_VALUE.match(low, position + 6)
         rdfa = value is not None and b"product" in value.group(1)
-        position = find(low, b"typeof", position + 6)
+        position = find(low, b"typeof", value.end() if value is not None else position + 6)
     itemtypes: list[int] = []
     position = find(low, b"itemtype")
     while position != -1:
         after = position + 8
         if not low.startswith(b"of", after):
             value = _TYPE_ATTRIBUTE_VALUE.match(low, after)
-            if value is not None and b"product" in value.group(1):
-                itemtypes.append(position)
+            if value is not None:
+                if b"product" in value.group(1):
+                    itemtypes.append(position)
+                after = value.end()
         position = find(low, b"itemtype", after)
     return itemtypes, rdfa

@@ -8,7 +8,6 @@ a fraction of the per-field normalisers' calls; anything else is left to the gen
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, TypeGuard
 
@@ -31,8 +30,9 @@ from verifier.product_fields import (
 from verifier.product_urls import MAX_URL_CHARS, plain_url_pattern
 
 FLAT_CUSTOM_FIELDS = ("custom_field_1", "custom_field_2", "custom_field_3")
-# Tags repeat a handful of spellings ("InStock", "instock"...): remember their meaning.
-availability_of = functools.lru_cache(maxsize=512)(normalize_availability)
+# normalize_availability remembers the few spellings tags repeat (values of at most 200
+# characters: a hostile value is never kept).
+availability_of = normalize_availability
 
 # Known fields the fast path leaves to the general path, and the browser tag's flat fields.
 _GENERAL_ONLY = frozenset(
