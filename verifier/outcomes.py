@@ -32,7 +32,7 @@ import orjson
 from verifier.backoff import RandomSource, retry_delay_s
 from verifier.fetcher import FetchResult
 from verifier.parser_model import PageProduct, ParseResult
-from verifier.product_fields import NORMALISERS, FieldContext, InvalidField
+from verifier.product_fields import NORMALISERS, FieldContext, InvalidField, format_decimal
 from verifier.product_schema import differs_materially, same_price
 
 # Fields whose changes the sync log records (the product object's own fields).
@@ -141,9 +141,15 @@ def _snapshot(page: PageProduct, state: ProductState, currency: str) -> dict[str
         if value is None or (not value and isinstance(value, tuple | dict)):
             continue
         if isinstance(value, Decimal):
-            value = str(value)
+            # Canonical spelling first ("77.3" -> "77.30") so a stated price equal to the
+            # stored one is recognised below; the normaliser still checks it otherwise.
+            value = format_decimal(value) if value.is_finite() else str(value)
         elif isinstance(value, tuple):
             value = list(value)
+        if value == snapshot.get(name):
+            # Equal to the stored canonical value, hence canonical (normalising is idempotent):
+            # the common case of a page that states what is stored.
+            continue
         try:
             normalised = NORMALISERS[name](value, _ANY_HOST)
         except InvalidField:
