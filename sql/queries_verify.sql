@@ -99,39 +99,55 @@ WHERE products.merchant_id = k.merchant_id AND products.product_id = k.product_i
   AND changed_lease_owner = $3
 
 -- apply_result --
--- Write one verification outcome onto its product (the state machine's decision).
+-- Write a batch of verification outcomes onto their products (the state machine's decisions),
+-- one array per column, no product twice in one call.
 UPDATE products SET
-    status = coalesce($3, status),
-    data = coalesce($4, data),
-    availability = CASE WHEN $3 IS NULL THEN availability ELSE $5 END,
-    availability_detail = CASE WHEN $3 IS NULL THEN availability_detail ELSE $6 END,
+    status = coalesce(r.status, products.status),
+    data = coalesce(r.data::jsonb, products.data),
+    availability = CASE WHEN r.status IS NULL THEN products.availability ELSE r.availability END,
+    availability_detail = CASE WHEN r.status IS NULL THEN products.availability_detail
+        ELSE r.availability_detail END,
     -- only tag data older than the fetch was confirmed by it
-    pending = CASE WHEN $7 AND coalesce(pending_at <= $20, true) THEN NULL ELSE pending END,
-    pending_at = CASE WHEN $7 AND coalesce(pending_at <= $20, true) THEN NULL ELSE pending_at END,
-    verified_at = CASE WHEN $8 THEN now() ELSE verified_at END,
-    source = CASE WHEN $4 IS NULL THEN source ELSE 'page' END,
-    updated_at = CASE WHEN $4 IS NULL THEN updated_at ELSE now() END,
+    pending = CASE WHEN r.clear_pending AND coalesce(products.pending_at <= r.claimed_at, true)
+        THEN NULL ELSE products.pending END,
+    pending_at = CASE WHEN r.clear_pending AND coalesce(products.pending_at <= r.claimed_at, true)
+        THEN NULL ELSE products.pending_at END,
+    verified_at = CASE WHEN r.confirmed THEN now() ELSE products.verified_at END,
+    source = CASE WHEN r.data IS NULL THEN products.source ELSE 'page' END,
+    updated_at = CASE WHEN r.data IS NULL THEN products.updated_at ELSE now() END,
     last_checked_at = now(),
-    last_outcome = $9,
-    last_http_status = $10,
-    last_error = $11,
-    etag = CASE WHEN $12 THEN $13 ELSE etag END,
-    last_modified = CASE WHEN $12 THEN $14 ELSE last_modified END,
-    content_sha256 = CASE WHEN $12 AND $15::bytea IS NOT NULL THEN $15 ELSE content_sha256 END,
-    failure_count = CASE WHEN $16 THEN failure_count + 1 ELSE 0 END,
-    not_found_count = $17,
+    last_outcome = r.outcome,
+    last_http_status = r.http_status,
+    last_error = r.error,
+    etag = CASE WHEN r.set_validators THEN r.etag ELSE products.etag END,
+    last_modified = CASE WHEN r.set_validators THEN r.last_modified
+        ELSE products.last_modified END,
+    content_sha256 = CASE WHEN r.set_validators AND r.content_sha256 IS NOT NULL
+        THEN r.content_sha256 ELSE products.content_sha256 END,
+    failure_count = CASE WHEN r.counts_as_failure THEN products.failure_count + 1 ELSE 0 END,
+    not_found_count = r.not_found_count,
     -- the changed lane: clear the marker, or move it to the retry time; a tag that arrived
     -- while the fetch was in flight keeps it due
     changed_due_at = CASE
-        WHEN NOT $18 THEN changed_due_at
-        WHEN $19::timestamptz IS NOT NULL THEN $19
-        WHEN pending_at > $20 THEN now()
+        WHEN NOT r.changed_lane THEN products.changed_due_at
+        WHEN r.retry_at IS NOT NULL THEN r.retry_at
+        WHEN products.pending_at > r.claimed_at THEN now()
         ELSE NULL END,
-    changed_attempts = CASE WHEN NOT $18 THEN changed_attempts
-        WHEN $19::timestamptz IS NOT NULL THEN changed_attempts + 1 ELSE 0 END,
-    changed_lease_until = CASE WHEN $18 THEN NULL ELSE changed_lease_until END,
-    changed_lease_owner = CASE WHEN $18 THEN NULL ELSE changed_lease_owner END
-WHERE merchant_id = $1 AND product_id = $2
+    changed_attempts = CASE WHEN NOT r.changed_lane THEN products.changed_attempts
+        WHEN r.retry_at IS NOT NULL THEN products.changed_attempts + 1 ELSE 0 END,
+    changed_lease_until = CASE WHEN r.changed_lane THEN NULL
+        ELSE products.changed_lease_until END,
+    changed_lease_owner = CASE WHEN r.changed_lane THEN NULL
+        ELSE products.changed_lease_owner END
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::boolean[], $8::boolean[], $9::text[], $10::int[], $11::text[], $12::boolean[],
+            $13::text[], $14::text[], $15::bytea[], $16::boolean[], $17::int[], $18::boolean[],
+            $19::timestamptz[], $20::timestamptz[])
+    AS r (merchant_id, product_id, status, data, availability, availability_detail,
+          clear_pending, confirmed, outcome, http_status, error, set_validators, etag,
+          last_modified, content_sha256, counts_as_failure, not_found_count, changed_lane,
+          retry_at, claimed_at)
+WHERE products.merchant_id = r.merchant_id AND products.product_id = r.product_id
 
 -- finish_request --
 -- Record an on-demand attempt: done, or queued again for a retry at $6.

@@ -52,7 +52,7 @@ def _product_args(rec: ResultRecord, now: datetime) -> tuple[Any, ...]:
     d = rec.decision
     retry_at = _retry_at(d, now)
     confirmed = d.outcome in ("verified", "not_modified") or (d.outcome == "not_found" and d.final)
-    data = None if d.unchanged_content else d.data
+    data = None if d.unchanged_content or d.data is None else orjson.dumps(d.data).decode()
     set_validators = d.outcome in ("verified", "not_modified")
     return (
         rec.merchant_id,
@@ -76,6 +76,33 @@ def _product_args(rec: ResultRecord, now: datetime) -> tuple[Any, ...]:
         retry_at if rec.lane == "changed" else None,
         rec.claimed_at or now,
     )
+
+
+_PRODUCT_COLUMNS = 20
+
+
+def _rounds(
+    records: Sequence[ResultRecord], rows: Sequence[tuple[Any, ...]]
+) -> list[list[tuple[Any, ...]]]:
+    """Rows split into rounds in which no product repeats, in their order."""
+    rounds: list[list[tuple[Any, ...]]] = []
+    seen: list[set[tuple[int, str]]] = []
+    for record, row in zip(records, rows, strict=True):
+        key = (record.merchant_id, record.product_id)
+        index = next((i for i, keys in enumerate(seen) if key not in keys), len(seen))
+        if index == len(seen):
+            rounds.append([])
+            seen.append(set())
+        rounds[index].append(row)
+        seen[index].add(key)
+    return rounds
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (the arrays an unnest statement takes)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class ResultWriter:
@@ -166,7 +193,10 @@ class ResultWriter:
                 for column, value in zip(changes, row, strict=True):
                     column.append(value)
         async with self._db.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(q["apply_result"], products)
+            # One statement per round of distinct products (a product finished twice in one
+            # batch, e.g. by two lanes, gets its results applied in order).
+            for round_rows in _rounds(records, products):
+                await conn.execute(q["apply_result"], *_columns(round_rows, _PRODUCT_COLUMNS))
             if requests:
                 await conn.executemany(q["finish_request"], requests)
                 done = [str(r[0]) for r in requests if r[5] is None]

@@ -1,0 +1,97 @@
+"""The batched result writer: many decisions, one transaction, every one applied in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+from verifier.database import Database
+from verifier.outcomes import Decision
+from verifier.results import ResultRecord, ResultWriter
+
+
+async def _merchant_with_products(db: Database, count: int) -> int:
+    merchant_id: int = await db.pool.fetchval(
+        "INSERT INTO merchants (slug, name, hosts, currency, ingest_token)"
+        " VALUES ('shop', 'Shop', '{shop.example}', 'EUR', 'tok-results') RETURNING id"
+    )
+    for n in range(count):
+        url = f"https://shop.example/p/{n}"
+        await db.pool.execute(
+            "INSERT INTO products (merchant_id, product_id, status, source, url, data)"
+            " VALUES ($1, $2, 'unverified', 'tag', $3, $4)",
+            merchant_id,
+            f"p{n}",
+            url,
+            {"product_id": f"p{n}", "url": url, "name": "Tag name", "unit_price": "9.99"},
+        )
+    return merchant_id
+
+
+def _verified(price: str) -> Decision:
+    data = {"product_id": "p0", "url": "u", "name": "Page name", "unit_price": price}
+    return Decision(
+        "verified",
+        http_status=200,
+        error=None,
+        data=data,
+        status="verified",
+        availability="in_stock",
+        availability_detail="in_stock",
+        clear_pending=True,
+        content_sha256=b"digest",
+        etag='"v1"',
+    )
+
+
+def _failed(status: int) -> Decision:
+    return Decision(
+        "fetch_error", http_status=status, error=f"HTTP {status}", counts_as_failure=True
+    )
+
+
+async def test_a_batch_writes_each_product_its_own_decision(database: Database) -> None:
+    """Decisions queued together land in one commit, each on its own product."""
+    merchant_id = await _merchant_with_products(database, 3)
+    writer = ResultWriter(database, "owner")
+    await writer.start()
+    try:
+        await asyncio.gather(
+            writer.write(ResultRecord(merchant_id, "p0", "sweep", _verified("19.90"))),
+            writer.write(ResultRecord(merchant_id, "p1", "sweep", _failed(500))),
+            writer.write(ResultRecord(merchant_id, "p2", "changed", _failed(502))),
+        )
+    finally:
+        await writer.close()
+    rows = {
+        r["product_id"]: r
+        for r in await database.pool.fetch(
+            "SELECT product_id, status, data, last_outcome, last_http_status, failure_count,"
+            " etag FROM products"
+        )
+    }
+    assert rows["p0"]["status"] == "verified" and rows["p0"]["data"]["unit_price"] == "19.90"
+    assert rows["p0"]["etag"] == '"v1"'
+    assert (rows["p1"]["last_outcome"], rows["p1"]["last_http_status"]) == ("fetch_error", 500)
+    assert rows["p1"]["status"] == "unverified" and rows["p1"]["data"]["name"] == "Tag name"
+    assert (rows["p2"]["last_http_status"], rows["p2"]["failure_count"]) == (502, 1)
+
+
+async def test_two_decisions_for_one_product_in_one_batch_apply_in_order(
+    database: Database,
+) -> None:
+    """A product finished twice in one batch (two lanes) gets both results, the later last."""
+    merchant_id = await _merchant_with_products(database, 1)
+    writer = ResultWriter(database, "owner")
+    await writer.start()
+    try:
+        await asyncio.gather(
+            writer.write(ResultRecord(merchant_id, "p0", "sweep", _failed(500))),
+            writer.write(ResultRecord(merchant_id, "p0", "on_demand", _failed(503))),
+        )
+    finally:
+        await writer.close()
+    row = await database.pool.fetchrow(
+        "SELECT last_http_status, failure_count FROM products WHERE product_id = 'p0'"
+    )
+    assert row is not None
+    assert (row["last_http_status"], row["failure_count"]) == (503, 2)
