@@ -6,7 +6,9 @@ import pytest
 
 from bench.verify.catalog import PageKind, catalog, host_addresses
 from bench.verify.pages import render_page
+from verifier import parser_fastpath_microdata
 from verifier.parser import parse_fast_path, parse_product_page, parse_product_page_full
+from verifier.parser_html import parse_document
 
 PAGE_URL = "https://shop.example/product"
 
@@ -108,6 +110,11 @@ FAST_PAGES = {
         "<html><head>" + _JSONLD + '<meta property="og:url" content="https://x.example/p">'
         '<meta property="og:type" content="product"></head></html>'
     ).encode(),
+    "OpenGraph key spelled with a character reference": (
+        b'<html><head><meta property="og&#58;type" content="product">'
+        b'<meta property="og&#x3a;title" content="Kettle">'
+        b'<meta property="product&#58;price:amount" content="5"></head></html>'
+    ),
     "OpenGraph metas in capitals": _page(head="").replace(
         b"<title>t</title>",
         b'<title>t</title><meta property="OG:TYPE" content="product">'
@@ -231,3 +238,140 @@ def test_start_tag_too_long_to_see_is_left_to_the_full_parse() -> None:
     body = _page(body='<script data-x="' + "x" * 70_000 + '">var a;</script>')
     assert parse_fast_path(body, PAGE_URL) is None
     assert parse_product_page(body, PAGE_URL) == parse_product_page_full(body, PAGE_URL)
+
+
+# -- a Product element read only up to its last microdata attribute -----------------------
+
+_PRODUCT_OPEN = '<div itemscope itemtype="https://schema.org/Product">'
+_TRAILING_MARKUP = "<div class='more'><p>Related products</p><span>9.99</span></div>" * 20
+
+
+def _microdata_page(product: str, after: str = "") -> bytes:
+    return f"<html><body><main>{product}</main>{after}</body></html>".encode()
+
+
+def test_product_is_parsed_only_up_to_its_last_microdata_attribute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The markup after the last itemprop in the Product element is left out of its parse."""
+    parsed: list[bytes] = []
+
+    def spy(utf8: bytes) -> object:
+        parsed.append(utf8)
+        return parse_document(utf8)
+
+    monkeypatch.setattr(parser_fastpath_microdata, "parse_document", spy)
+    body = _microdata_page(
+        _PRODUCT_OPEN + '<div><h1 itemprop="name">Kettle</h1>\n<p itemprop="description">'
+        "Steel <b>kettle</b>.</p>\n" + _TRAILING_MARKUP + "</div></div>"
+    )
+    assert _same_on_both_paths(body) is not None
+    assert parsed and all(b"Related products" not in fragment for fragment in parsed)
+
+
+MICRODATA_PAGES = {
+    "text property still open after its last nested itemprop": _microdata_page(
+        _PRODUCT_OPEN + '<div itemprop="description">Intro <span itemprop="name">Kettle</span>'
+        " and the rest of the description</div>" + _TRAILING_MARKUP + "</div>"
+    ),
+    "offer item still open after its last property": _microdata_page(
+        _PRODUCT_OPEN + '<span itemprop="name">Kettle</span><div itemprop="offers" itemscope '
+        'itemtype="https://schema.org/Offer"><meta itemprop="price" content="9.50">'
+        " offer text <p>more</p></div>" + _TRAILING_MARKUP + "</div>"
+    ),
+    "whitespace after the cut inside the product": _microdata_page(
+        _PRODUCT_OPEN + '<span itemprop="name">Kettle</span>   \n  <p>x</p></div>'
+    ),
+    "product never closed": _microdata_page(
+        _PRODUCT_OPEN + '<span itemprop="name">Kettle</span>' + _TRAILING_MARKUP
+    ),
+    "product closed by the end tag of an element around it": (
+        b"<html><body><section><article itemscope itemtype='https://schema.org/Product'>"
+        b'<span itemprop="name">Kettle</span></section><span itemprop="sku">S-1</span>'
+        b"</article></body></html>"
+    ),
+    "another item after the product": _microdata_page(
+        _PRODUCT_OPEN + '<span itemprop="name">Kettle</span></div>',
+        '<div itemscope itemtype="https://schema.org/Thing"><span itemprop="sku">S-1</span></div>',
+    ),
+    "microdata attribute inside a comment after the product": _microdata_page(
+        _PRODUCT_OPEN + '<span itemprop="name">Kettle</span><p>text</p></div>',
+        '<!-- <span itemprop="sku">S-1</span> -->',
+    ),
+}
+
+
+@pytest.mark.parametrize("body", MICRODATA_PAGES.values(), ids=MICRODATA_PAGES.keys())
+def test_microdata_page_read_up_to_its_last_attribute_reads_as_in_full(body: bytes) -> None:
+    """Whatever follows the last microdata attribute in the Product, it reads as in full."""
+    _same_on_both_paths(body)
+
+
+def test_text_property_open_at_the_cut_keeps_its_whole_text() -> None:
+    """A text-valued property still open where the reading would stop is read whole."""
+    result = parse_product_page(
+        MICRODATA_PAGES["text property still open after its last nested itemprop"], PAGE_URL
+    )
+    assert result.product is not None
+    assert result.product.description == "Intro Kettle and the rest of the description"
+
+
+def test_product_closed_by_an_outer_end_tag_loses_what_follows() -> None:
+    """An itemprop after the end tag that closed the Product element is not the Product's."""
+    result = parse_product_page(
+        MICRODATA_PAGES["product closed by the end tag of an element around it"], PAGE_URL
+    )
+    assert result.product is not None and result.product.sku is None
+
+
+# -- OpenGraph read only when it may fill something ----------------------------------------
+
+_FULL_MICRODATA = (
+    _PRODUCT_OPEN + '<meta itemprop="sku" content="S-1"><meta itemprop="url" '
+    'content="https://shop.example/p"><h1 itemprop="name">Kettle</h1><img itemprop="image" '
+    'src="https://shop.example/k.jpg"><p itemprop="description">Steel.</p><div itemprop="brand"'
+    ' itemscope itemtype="https://schema.org/Brand"><meta itemprop="name" content="Acme"></div>'
+    '<div itemprop="offers" itemscope itemtype="https://schema.org/Offer"><meta itemprop="price"'
+    ' content="9.50"><meta itemprop="priceCurrency" content="EUR"><link itemprop="availability"'
+    ' href="https://schema.org/InStock"></div></div>'
+)
+
+
+def _with_metas(metas: str) -> bytes:
+    return (
+        f'<html><head><meta property="og:type" content="product">{metas}</head>'
+        f"<body>{_FULL_MICRODATA}<i>&#xE314;</i></body></html>"
+    ).encode()
+
+
+OPENGRAPH_ID_PAGES = {
+    "retailer id spelled out": _with_metas(
+        '<meta property="product:retailer_item_id" content="R-7">'
+    ),
+    "retailer id key with character references": _with_metas(
+        '<meta property="product:retailer&#95;item&#95;id" content="R-7">'
+    ),
+    "retailer id key with references after a '>' in a quoted value": _with_metas(
+        '<meta content="R-7" data-x="a>b" property="product:retailer&#95;item&#95;id">'
+    ),
+    "retailer id key in capitals": _with_metas(
+        '<meta name="PRODUCT:RETAILER_ITEM_ID" content="R-7">'
+    ),
+}
+
+
+@pytest.mark.parametrize("body", OPENGRAPH_ID_PAGES.values(), ids=OPENGRAPH_ID_PAGES.keys())
+def test_opengraph_retailer_id_fills_the_only_missing_field(body: bytes) -> None:
+    """With only the product id missing, a retailer id meta however spelled still fills it."""
+    assert _same_on_both_paths(body) is not None
+    result = parse_product_page(body, PAGE_URL)
+    assert result.product is not None and result.product.product_id == "R-7"
+
+
+def test_page_without_retailer_id_reads_as_in_full() -> None:
+    """With only the product id missing and no meta that can state it, the result is the same."""
+    body = _with_metas('<meta property="og:title" content="Other name">')
+    assert _same_on_both_paths(body) is not None
+    result = parse_product_page(body, PAGE_URL)
+    assert result.product is not None and result.product.product_id is None
+    assert result.product.name == "Kettle"

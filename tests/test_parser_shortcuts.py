@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from verifier import parser_bytes
-from verifier.parser_elements import find_element_end
+from verifier.parser_elements import element_open_past, find_element_end
 from verifier.parser_html import (
     _CHARREF,
     _attribute_reference,
@@ -181,6 +181,64 @@ def test_element_end_deeper_than_the_regex_nests() -> None:
     low = b"<div>" + b"<div><span>x</span>" * 40 + b"</div>" * 40 + b"</div><p>after"
     end = find_element_end(low, b"div", 5)
     assert end is not None and end == _reference_element_end(low, b"div", 5)
+
+
+def _reference_open_depths(low: bytes, name: bytes, position: int) -> dict[int, int]:
+    """Open elements after each token of the element, one at a time, until it closes."""
+    depths = {position: 1}
+    prefix_depths: dict[int, int] = {}
+    open_names = [name]
+    while open_names and (match := _TOKEN.search(low, position)) is not None:
+        closing, tag, attributes = match.groups()
+        position = match.end()
+        if tag is None:
+            end = low.find(b"-->", match.start() + 2)
+            if end == -1:
+                break
+            position = end + 3
+        elif closing and tag in open_names:
+            index = len(open_names) - 1 - open_names[::-1].index(tag)
+            priority = _END_PRIORITY.get(tag, 100)
+            if not any(_END_PRIORITY.get(n, 100) > priority for n in open_names[index + 1 :]):
+                del open_names[index:]
+        elif closing:
+            break
+        elif tag in _RAW:
+            close = low.find(b"</" + tag + b">", position)
+            if close == -1:
+                break
+            position = close + len(tag) + 3
+        elif tag not in _VOID and not _self_closing(attributes):
+            open_names.append(tag)
+        prefix_depths[position] = len(open_names)
+    return depths | prefix_depths
+
+
+_SIMPLE_PIECES = [
+    piece
+    for piece in _MARKUP_PIECES
+    if b"<!--" not in piece and b"-->" not in piece and piece not in (b"<", b">")
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_SIMPLE_PIECES), max_size=30), st.integers(0, 400))
+def test_element_open_past_stops_where_the_token_walk_has_the_element_open(
+    pieces: list[bytes], limit_offset: int
+) -> None:
+    """The stop lies past the limit, between tokens, with the element open and no deeper."""
+    low = b"<div>" + b"".join(pieces)
+    limit = 5 + limit_offset % (len(low) - 4)
+    stop = element_open_past(low, b"div", 5, limit)
+    if stop is None:
+        return
+    depths = _reference_open_depths(low, b"div", 5)
+    before = max((p for p in depths if p < limit), default=5)
+    assert stop >= limit
+    # Between tokens: at a token's end, or inside text (no '<' between the two).
+    boundary = max(p for p in depths if p <= stop)
+    assert boundary == stop or b"<" not in low[boundary:stop]
+    assert 1 <= depths[boundary] <= depths[before]
 
 
 # -- character references ------------------------------------------------------------------
@@ -418,15 +476,21 @@ def _reference_markup(low: bytes) -> tuple[list[int], bool]:
     itemtypes: list[int] = []
     rdfa = False
     value_pattern = re.compile(rb"[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >]*)")
+    # An occurrence inside a value already read is part of that value, not an attribute.
+    typeof_from = itemtype_from = 0
     for match in re.finditer(rb"(?=type)", low):
         position = match.start()
         if low.startswith(b"of", position + 4):
             value = value_pattern.match(low, position + 6)
-            rdfa = rdfa or (value is not None and b"product" in value.group(1))
+            if position >= typeof_from and value is not None:
+                rdfa = rdfa or b"product" in value.group(1)
+                typeof_from = value.end()
         elif position >= 4 and low.startswith(b"item", position - 4):
             value = value_pattern.match(low, position + 4)
-            if value is not None and b"product" in value.group(1):
-                itemtypes.append(position - 4)
+            if position - 4 >= itemtype_from and value is not None:
+                if b"product" in value.group(1):
+                    itemtypes.append(position - 4)
+                itemtype_from = value.end()
     return itemtypes, rdfa
 
 

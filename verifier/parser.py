@@ -21,13 +21,15 @@ from verifier.parser_fastpath import (
     TAG_CLASS_PREFIX,
     find_tag_blocks,
     jsonld_documents,
-    microdata_items,
+    opengraph_may_fill_product_id,
     opengraph_page_properties,
 )
+from verifier.parser_fastpath_microdata import microdata_items
 from verifier.parser_html import DecodedPage, Element, class_tokens, decode_page, page_document
 from verifier.parser_jsonld import JSONLD_TYPE, documents_node, jsonld_product
 from verifier.parser_microdata import items_product, microdata_product, rdfa_product
 from verifier.parser_model import (
+    FILLED_FIELDS,
     PageProduct,
     ParseResult,
     ProductFields,
@@ -35,6 +37,7 @@ from verifier.parser_model import (
     merge_fields,
     merge_into,
     merge_products,
+    missing_fields,
 )
 from verifier.parser_opengraph import opengraph_product, opengraph_properties
 from verifier.parser_scan import PageScan, product_markup
@@ -59,6 +62,7 @@ __all__ = [
 
 _ASCII_WHITESPACE = " \t\n\f\r"
 _NOTHING = ParseResult(not_found=False, product=None)
+_PRODUCT_ID_ONLY = frozenset({"product_id"})
 
 
 def _tag_blocks(page: DecodedPage, root: Element, class_name: str) -> list[TagBlock]:
@@ -150,7 +154,12 @@ def _parse_fast(page: DecodedPage, url: str) -> ParseResult | None:
                 return None
             if (microdata := items_product(items, {})) is not None:
                 winner, merged = _ranked_below(winner, lower, microdata)
-    if merged is None or not has_filled_fields(merged):
+    if (merged is None or not has_filled_fields(merged)) and (
+        # OpenGraph, the lowest source, fills only what all others leave empty.
+        merged is None
+        or missing_fields(merged, FILLED_FIELDS) != _PRODUCT_ID_ONLY
+        or opengraph_may_fill_product_id(scan)
+    ):
         properties = opengraph_page_properties(scan)
         if properties is None:
             return None

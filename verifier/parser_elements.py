@@ -125,13 +125,47 @@ def find_element_end(low: bytes, name: bytes, content_start: int) -> int | None:
     tree builder would have closed the element there, in a way this scan does not model).
     Comments and raw-text elements inside are skipped whole, as the tokenizer skips them.
     """
+    scanned = _scan_element(low, name, content_start, None)
+    return scanned[1] if scanned is not None else None
+
+
+def element_open_past(low: bytes, name: bytes, content_start: int, limit: int) -> int | None:
+    """An offset at or past `limit` where the element is still open, or None.
+
+    The reading of find_element_end, stopped once past `limit` and past the end of every
+    element that the token crossing `limit` opened (text may be cut there). None: the
+    element closes before that point, or the scan is unsure.
+    """
+    scanned = _scan_element(low, name, content_start, limit)
+    return scanned[1] if scanned is not None and not scanned[0] else None
+
+
+def _scan_element(
+    low: bytes, name: bytes, content_start: int, limit: int | None
+) -> tuple[bool, int] | None:
+    """(closed, offset): where the element ends, or where the scan stopped past `limit`."""
     open_names: list[bytes] = [name]
     position = content_start
+    stop = len(low) + 1 if limit is None else limit
+    depth = 1  # open elements when the scan reached `stop`
     while True:
+        if position < stop:
+            depth = len(open_names)
+        elif len(open_names) <= depth:
+            return False, position
         if len(open_names) + _NEUTRAL_DEPTH <= _MAX_OPEN_ELEMENTS:
             # It always matches (maybe nothing); within the depth limit, its pushes are too.
-            neutral = _NEUTRAL_RUN.match(low, position)
+            # Not past `stop`: that would skip the point where the scan has to stop.
+            run_start = position
+            neutral = _NEUTRAL_RUN.match(low, position, stop if position < stop else len(low))
             position = neutral.end() if neutral is not None else position
+            if position >= stop and len(open_names) <= depth:
+                # A '<' read as text just before `stop` may open a tag or a comment that
+                # goes on past it: the token search reads it whole.
+                cut = find(low, b"<", max(run_start, stop - 3), stop)
+                if position > stop or cut == -1 or find(low, b">", cut, stop) != -1:
+                    return False, position
+                position = cut
         match = _TOKEN.search(low, position)
         if match is None:
             return None
@@ -155,7 +189,7 @@ def find_element_end(low: bytes, name: bytes, content_start: int) -> int | None:
                 continue
             del open_names[index:]
             if not open_names:
-                return match.end()
+                return True, match.end()
         elif tag in _RAW_TEXT_NAMES:
             closed = find_close_tag(low, tag, match.end())
             if closed is None:

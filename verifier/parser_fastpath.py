@@ -1,9 +1,10 @@
 """Find the parser's inputs in raw page bytes, without a tree of the whole page.
 
-Given the page scan (parser_scan), tag blocks and microdata Product elements are located by
-substring search, checked against the comment/raw-text regions, and parsed alone from their
-own bytes (a tag block written as the tag template writes it needs no parse at all); JSON-LD
-scripts and OpenGraph meta tags come from the scan. Each finder returns None when the page
+Given the page scan (parser_scan), tag blocks and microdata Product elements (those in
+parser_fastpath_microdata) are located by substring search, checked against the
+comment/raw-text regions, and parsed alone from their own bytes (a tag block written as the
+tag template writes it needs no parse at all); JSON-LD scripts and OpenGraph meta tags come
+from the scan. Each finder returns None when the page
 could be read in more than one way (an element whose end the scan cannot place, a start tag
 too long to see); the parser then builds the full tree instead. What they return equals what
 the full parse finds.
@@ -32,7 +33,6 @@ from verifier.parser_html import (
     unescape_text,
 )
 from verifier.parser_jsonld import JSONLD_TYPE, load_jsonld_bytes
-from verifier.parser_microdata import is_product_item
 from verifier.parser_opengraph import add_property, opengraph_key, property_key
 from verifier.parser_scan import (
     UNSURE,
@@ -55,8 +55,7 @@ TAG_CLASS_PREFIX = b"cn_product_"
 # Bounds that keep adversarial pages linear: more tag blocks or Product elements than these
 # are left to the full parse.
 _MAX_BLOCKS = 64
-_MAX_PRODUCT_ELEMENTS = 64
-_MAX_OCCURRENCES = 1024
+MAX_OCCURRENCES = 1024
 # A start tag's whole attribute text that parse_attributes reads as the JSON-LD type.
 _PLAIN_JSONLD_TYPES = frozenset(
     {b'type="application/ld+json"', b"type='application/ld+json'", b"type=application/ld+json"}
@@ -99,6 +98,15 @@ _SIMPLE_OG_META = re.compile(
 )
 _SIMPLE_META_RUN = re.compile(
     rb"(?:<meta (?:property|name)=\"[^\"&\r\x00]*+\" content=\"[^\"&\r\x00]*+\">[\t\n\f\r ]*+)++"
+)
+_RETAILER_ID_WORD = b"retailer_item_id"
+# A meta start tag as the tokenizer reads it, and no other way (atomic groups): an attribute
+# name (which may start with '='), then '=' and a value, or no '='; an unclosed quote or a
+# tag cut off at the end of the page does not match.
+_META_TAG = re.compile(
+    rb"<meta(?=[\t\n\f\r />])(?>[\t\n\f\r /]++|[^\t\n\f\r />][^\t\n\f\r />=]*+"
+    rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)"
+    rb"|(?![\t\n\f\r ]*+=)))*+>"
 )
 _BLOCK_END = re.compile(rf"{_SPACE}*</([a-zA-Z][a-zA-Z0-9]*){_SPACE}*>")
 _CLASS_ATTRIBUTE = re.compile(
@@ -206,7 +214,7 @@ def find_tag_blocks(scan: PageScan, first: int) -> tuple[list[TagBlock], list[Ta
     position, seen = first, 0
     while position != -1:
         seen += 1
-        if seen > _MAX_OCCURRENCES:
+        if seen > MAX_OCCURRENCES:
             return None
         start, tag = enclosing.at(position)
         class_name = next(
@@ -276,6 +284,28 @@ def jsonld_documents(scan: PageScan) -> list[object] | None:
     return documents
 
 
+def opengraph_may_fill_product_id(scan: PageScan) -> bool:
+    """Whether a meta element may state product:retailer_item_id, OpenGraph's product id.
+
+    Only a key spelled so in the bytes, or with a character reference in a meta tag, can.
+    """
+    low = scan.low
+    if find(low, _RETAILER_ID_WORD) != -1:
+        return True
+    metas = scan.metas()
+    if metas is None:
+        return True
+    checked_until = 0
+    for start in metas:
+        if start < checked_until:
+            continue  # "<meta" inside the previous one's attributes: checked with it
+        tag = _META_TAG.match(low, start)
+        if tag is None or find(low, b"&", start, tag.end()) != -1:
+            return True
+        checked_until = tag.end()
+    return False
+
+
 def opengraph_page_properties(scan: PageScan) -> dict[str, str] | None:
     """opengraph_properties of the page's meta elements in page order; None if unsure."""
     properties: dict[str, str] = {}
@@ -310,7 +340,8 @@ def opengraph_page_properties(scan: PageScan) -> dict[str, str] | None:
         skip_until = tag.end()
         attributes_start, attributes_end = tag.start(2), tag.end(2)
         text = raw[attributes_start:attributes_end].lower()
-        if b"og:" not in text and b"product:" not in text:
+        # A key may be spelled with character references ("og&#58;title"): those are decoded.
+        if b"og:" not in text and b"product:" not in text and b"&" not in text:
             continue
         attributes = parse_attributes(scan.page, attributes_start, attributes_end)
         key = opengraph_key(attributes)
@@ -319,46 +350,3 @@ def opengraph_page_properties(scan: PageScan) -> dict[str, str] | None:
                 return None
             add_property(properties, key, attributes.get("content"))
     return properties
-
-
-def microdata_items(scan: PageScan, itemtypes: list[int]) -> list[Element] | None:
-    """Microdata items of the page's Product items, each Product parsed from its own bytes.
-
-    `itemtypes` are the offsets product_markup found. None when unsure: a Product element
-    whose end the scan cannot place, or an itemref (it may point anywhere on the page).
-    """
-    low = scan.low
-    if len(itemtypes) > _MAX_OCCURRENCES or not scan.reach(max(itemtypes, default=-1) + 1):
-        return None
-    items: list[Element] = []
-    enclosing = EnclosingTags(low)
-    covered_until, elements = -1, 0
-    for position in itemtypes:
-        start, tag = enclosing.at(position)
-        if position < covered_until or scan.in_raw_region(position):
-            continue
-        if tag is UNSURE:
-            return None
-        if not isinstance(tag, re.Match):
-            continue
-        attributes = parse_attributes(scan.page, tag.start(2), tag.end(2))
-        if "itemscope" not in attributes or not is_product_item(attributes.get("itemtype")):
-            continue
-        elements += 1
-        if inside_tag(low, start) or elements > _MAX_PRODUCT_ELEMENTS:
-            return None
-        name = tag.group(1)
-        end: int | None = tag.end()
-        if name not in VOID_TAGS and not is_self_closing(tag.group(2)):
-            end = find_element_end(low, name, tag.end())
-        if end is None:
-            return None
-        root = parse_document(fragment_utf8(scan.page, start, end))
-        found: list[Element] = root.xpath("//*[@itemscope]") if root is not None else []
-        if not found or found[0].tag != name.decode("ascii", "replace"):
-            return None
-        items.extend(found)
-        covered_until = end
-    if any(item.get("itemref") is not None for item in items):
-        return None
-    return items

@@ -34,10 +34,7 @@ _URL_ATTRIBUTE = {
 }
 _SCHEMA_PREFIXES = ("schema:", "http://schema.org/", "https://schema.org/")
 _COUNT_DESCENDANTS = etree.XPath("count(descendant::*)")
-_COUNT_ENCLOSING_ITEMS = etree.XPath("count(ancestor-or-self::*[@itemscope])")
-# An itemprop element belongs to the nearest item around it: the one with $items items
-# around it (itself included) owns those with as many items around them.
-_OWN_PROPERTIES = etree.XPath("descendant::*[@itemprop][count(ancestor::*[@itemscope]) = $items]")
+_PROPERTIES_AND_ITEMS = etree.XPath("descendant::*[@itemprop or @itemscope]")
 
 
 def _collapsed_text(element: Element) -> str:
@@ -80,8 +77,18 @@ def _own_properties(item: Element) -> list[Element] | None:
     """
     if _COUNT_DESCENDANTS(item) > _MAX_PROPERTY_ELEMENTS:
         return None
-    found: list[Element] = _OWN_PROPERTIES(item, items=_COUNT_ENCLOSING_ITEMS(item))
-    return found
+    own: list[Element] = []
+    # An itemprop element belongs to the nearest item around it: not to this one when it
+    # lies inside another item within it. Elements themselves: lxml proxies are unique.
+    nested: set[Element] = set()
+    for element in _PROPERTIES_AND_ITEMS(item):
+        if element in nested:
+            continue
+        if element.get("itemprop") is not None:
+            own.append(element)
+        if element.get("itemscope") is not None:
+            nested.update(element.iterdescendants())
+    return own
 
 
 def _add_property(
