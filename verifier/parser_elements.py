@@ -47,7 +47,11 @@ ATTRIBUTE = re.compile(
     rb"([^\t\n\f\r \"'>/=]+)"
     rb"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:\"([^\"]*)\"|'([^']*)'|([^\t\n\f\r >]+)))?"
 )
-_TOKEN = re.compile(rb"<!--|<(/?)([a-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>")
+# The last alternative is markup the tokenizer reads as a bogus comment ("<?x ...>", "<!x ...>",
+# "</ ...>", CDATA): an end tag inside it is no end tag, which this scan does not model.
+_TOKEN = re.compile(
+    rb"<!--|<(/?)([a-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>|(<[!?]|</(?![a-z]))"
+)
 # Markup that leaves the open elements as they were: text, void elements, and elements
 # that close with their own end tag around such markup, nested up to _NEUTRAL_DEPTH deep,
 # in the shapes templates write (plain attributes, `</name>` end tags). find_element_end
@@ -63,7 +67,7 @@ _PLAIN_ATTRIBUTES = (
 def _neutral_run(depth: int) -> re.Pattern[bytes]:
     not_element = b"|".join((*RAW_TEXT_TAGS, *sorted(VOID_TAGS)))
     flat = (
-        rb"[^<]++|<(?!!--|/?[a-z])|<(?:"
+        rb"[^<]++|<(?![!?/a-z])|<(?:"
         + b"|".join(sorted(VOID_TAGS))
         + rb")(?=[\s/>])(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>"
     )
@@ -170,7 +174,9 @@ def _scan_element(
         if match is None:
             return None
         position = match.end()
-        closing, tag, attribute_text = match.groups()
+        closing, tag, attribute_text, bogus = match.groups()
+        if bogus is not None:
+            return None
         if tag is None:
             position = comment_end(low, match.start())
             if position == -1:
@@ -191,6 +197,8 @@ def _scan_element(
             if not open_names:
                 return True, match.end()
         elif tag in _RAW_TEXT_NAMES:
+            if tag == b"plaintext":
+                return None  # never closed: the rest of the page is its text
             closed = find_close_tag(low, tag, match.end())
             if closed is None:
                 return None

@@ -156,8 +156,9 @@ class ResultWriter:
                 return
 
     async def _flush(self, records: Sequence[ResultRecord]) -> None:
-        # Rows are locked in key order (as every other writer of products does), so concurrent
-        # writers wait for each other instead of deadlocking; a deadlock is retried once anyway.
+        # Rows go in key order (as every other writer of products sends them): the batch's
+        # primary-key lookups then lock rows in that order and concurrent writers wait for each
+        # other. The plan decides the order in the end; a deadlock is retried once anyway.
         records = sorted(records, key=lambda r: (r.merchant_id, r.product_id))
         try:
             await self._write(records)
