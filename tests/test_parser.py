@@ -21,6 +21,7 @@ from verifier.parser import (
     parse_product_page,
     parse_product_page_full,
 )
+from verifier.parser_elements import element_open_past
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "pages"
@@ -706,3 +707,30 @@ def test_plaintext_inside_a_microdata_property_reads_alike_on_both_paths() -> No
     assert repr(parse_product_page(body, PAGE_URL)) == repr(full)
     fast = parse_fast_path(body, PAGE_URL)
     assert fast is None or repr(fast) == repr(full)
+
+
+def test_a_limited_element_scan_gives_up_before_rereading_deep_open_markup() -> None:
+    """Deeply nested elements open at the limit: the scan stops, the page still parses alike."""
+    product = b'<div itemscope itemtype="https://schema.org/Product"><h1 itemprop=name>K</h1>'
+    inner = b"<div><p>t <b>u</b></p></div>" * 4000
+    body = (
+        b"<html><body>"
+        + product
+        + b"<section>" * 12
+        + inner
+        + b"<b itemprop=sku>1</b>"
+        + b"</section>" * 12
+        + b"</div></body></html>"
+    )
+    low = body.lower()
+    content_start = body.index(b">", body.index(b"<div itemscope")) + 1
+    limit = body.index(b"<b itemprop=sku>") + len(b"<b itemprop=sku>")
+    assert element_open_past(low, b"div", content_start, limit) is None
+    # A shallow page of the same size is cut as usual.
+    shallow = product + inner + b"<b itemprop=sku>1</b></div>"
+    shallow_start = shallow.index(b">", shallow.index(b"<div itemscope")) + 1
+    shallow_limit = shallow.index(b"<b itemprop=sku>") + len(b"<b itemprop=sku>")
+    assert element_open_past(shallow.lower(), b"div", shallow_start, shallow_limit) is not None
+    full = parse_product_page_full(body, PAGE_URL)
+    assert full.product is not None and full.product.sku == "1"
+    assert repr(parse_product_page(body, PAGE_URL)) == repr(full)

@@ -57,6 +57,9 @@ _TOKEN = re.compile(
 # in the shapes templates write (plain attributes, `</name>` end tags). find_element_end
 # lets the regex engine walk runs of it; each element there is a push and a pop of _TOKENs.
 _NEUTRAL_DEPTH = 12
+# Bytes a limited scan may read again (runs cut short by its limit) before it gives up.
+_REREAD_FACTOR = 1
+_REREAD_ALLOWANCE = 32 * 1024
 _SPACE = rb"[\t\n\f\r\v ]"
 _PLAIN_ATTRIBUTES = (
     rb"(?:" + _SPACE + rb"++[^\t\n\f\r\v \"'>/=]++"
@@ -152,6 +155,8 @@ def _scan_element(
     position = content_start
     stop = len(low) + 1 if limit is None else limit
     depth = 1  # open elements when the scan reached `stop`
+    reread = 0
+    budget = _REREAD_FACTOR * (stop - content_start) + _REREAD_ALLOWANCE
     while True:
         if position < stop:
             depth = len(open_names)
@@ -163,6 +168,13 @@ def _scan_element(
             run_start = position
             neutral = _NEUTRAL_RUN.match(low, position, stop if position < stop else len(low))
             position = neutral.end() if neutral is not None else position
+            if limit is not None and run_start < stop and position < stop:
+                # A run cut short by the limit backs out of the elements still open there,
+                # and the next one reads their content again one level deeper: past a budget
+                # of such re-reading, leave it to the unlimited scan, which reads bytes once.
+                reread += stop - run_start
+                if reread > budget:
+                    return None
             if position >= stop and len(open_names) <= depth:
                 # A '<' read as text just before `stop` may open a tag or a comment that
                 # goes on past it: the token search reads it whole.
