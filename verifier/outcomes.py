@@ -32,7 +32,7 @@ import orjson
 from verifier.backoff import RandomSource, retry_delay_s
 from verifier.fetcher import FetchResult
 from verifier.parser_model import PageProduct, ParseResult
-from verifier.product_fields import NORMALISERS, FieldContext, InvalidField, format_decimal
+from verifier.product_fields import ANY_HOST, NORMALISERS, InvalidField, format_decimal
 from verifier.product_schema import differs_materially, same_price
 
 # Fields whose changes the sync log records (the product object's own fields).
@@ -123,17 +123,18 @@ _STATED_FIELDS = (
     "related_product_ids",
     "custom_fields",
 )
-_ANY_HOST = FieldContext(None)
 
 
-def _snapshot(page: PageProduct, state: ProductState, currency: str) -> dict[str, Any]:
+def _snapshot(
+    page: PageProduct, stored: Mapping[str, Any], state: ProductState, currency: str
+) -> dict[str, Any]:
     """The verified snapshot: stored fields, overwritten by what the page states.
 
     The stored data is already canonical; each stated field goes through the same normaliser
     as every other source, and one the page states badly (e.g. a negative price) keeps the
     stored value rather than failing the verification.
     """
-    snapshot = _stored_snapshot(state)
+    snapshot = dict(stored)
     snapshot["product_id"] = state.product_id
     snapshot["url"] = state.url
     for name in _STATED_FIELDS:
@@ -151,7 +152,7 @@ def _snapshot(page: PageProduct, state: ProductState, currency: str) -> dict[str
             # the common case of a page that states what is stored.
             continue
         try:
-            normalised = NORMALISERS[name](value, _ANY_HOST)
+            normalised = NORMALISERS[name](value, ANY_HOST)
         except InvalidField:
             continue
         if normalised or normalised == 0:
@@ -311,7 +312,8 @@ def decide(
         state.availability if state.status == "verified" and state.availability else "in_stock"
     )
     detail = page.availability_detail if page.availability else None
-    snapshot = _snapshot(page, state, currency)
+    stored = _stored_snapshot(state)
+    snapshot = _snapshot(page, stored, state, currency)
     digest = content_digest(snapshot, availability, detail)
     observed = state.pending
     confirmed = observed is None or not differs_materially(
@@ -323,7 +325,7 @@ def decide(
         # The digest is that of the last verified page: a 404 or the merchant's API may have
         # changed the row since, and then the same page must write its data back.
         and availability == state.availability
-        and snapshot == _stored_snapshot(state)
+        and snapshot == stored
     ):
         return Decision(
             "verified",

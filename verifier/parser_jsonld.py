@@ -138,8 +138,10 @@ def _node_urls(node: dict[str, object]) -> list[str | None]:
     return urls
 
 
-# \u00XX escapes of the letters of "Product" (either case of hex digits).
-_ESCAPED_PRODUCT_LETTER = re.compile(r"\\u00(?:50|72|6[fF]|64|75|63|74)")
+# \u00XX escapes of the letters of "Product" (either case of hex digits); the page scan
+# searches the raw bytes with the same pattern.
+ESCAPED_PRODUCT_LETTER = r"\\u00(?:50|72|6[fF]|64|75|63|74)"
+_ESCAPED_PRODUCT_LETTER = re.compile(ESCAPED_PRODUCT_LETTER)
 
 
 def mentions_product(text: str) -> bool:

@@ -19,6 +19,7 @@ import re
 from verifier.parser_bytes import find, lower, rfind, translate
 from verifier.parser_elements import TAG_NAME_END, comment_end, find_close_tag
 from verifier.parser_html import START_TAG, DecodedPage
+from verifier.parser_jsonld import ESCAPED_PRODUCT_LETTER
 
 _COMMENT_START = b"<!--"
 _META_START = b"<meta"
@@ -40,8 +41,7 @@ _TYPE_ATTRIBUTE_VALUE = re.compile(rb"[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']
 _PRODUCT_WORD = b"Product"
 
 _ESCAPE = b"\\u00"
-# \u00XX escapes of the letters of "Product" (either case of hex digits).
-_ESCAPED_PRODUCT_LETTER = re.compile(rb"\\u00(?:50|72|6[fF]|64|75|63|74)")
+_ESCAPED_PRODUCT_LETTER = re.compile(ESCAPED_PRODUCT_LETTER.encode("ascii"))
 
 
 def _mentions_product(raw: bytes, start: int, end: int) -> bool:

@@ -61,6 +61,10 @@ class FieldContext:
     hosts: frozenset[str] | None
 
 
+# Checks of fields whose URLs may point anywhere (a page's own statements, say).
+ANY_HOST = FieldContext(None)
+
+
 # --- numbers ---------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ import orjson
 
 from verifier.product_fastpath import FLAT_CUSTOM_FIELDS, availability_of, fast_product
 from verifier.product_fields import (
+    ANY_HOST,
     NORMALISERS,
     FieldContext,
     InvalidField,
@@ -109,7 +110,6 @@ _FIELD_ORDER = {field: position for position, field in enumerate(FIELDS)}
 _KEY_ORDER = tuple(
     sorted((*FIELDS, "availability_detail"), key=lambda key: (len(key), key.encode()))
 )
-_ANY_HOST = FieldContext(None)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -127,7 +127,7 @@ def validate_product(
 ) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """Check and normalise one product object: (canonical dict, []) or (None, errors)."""
     if type(obj) is dict:
-        ctx = _context(tuple(allowed_hosts)) if require_url_host else _ANY_HOST
+        ctx = _context(tuple(allowed_hosts)) if require_url_host else ANY_HOST
         product = fast_product(obj, ctx, default_currency)
         if product is not None:
             return product, []
@@ -151,7 +151,7 @@ def validate_product_generally(
     """:func:`validate_product` without its fast path (which must agree with this)."""
     if not isinstance(obj, dict):
         return None, [FieldError(index, None, "a product must be a JSON object")]
-    ctx = _context(tuple(allowed_hosts)) if require_url_host else _ANY_HOST
+    ctx = _context(tuple(allowed_hosts)) if require_url_host else ANY_HOST
     if not _FLAT_CUSTOM_SET.isdisjoint(obj) and "custom_fields" not in obj:
         # The browser tag sends custom_field_1..3 as separate properties.
         obj = {**obj, "custom_fields": {key: obj.get(key) for key in FLAT_CUSTOM_FIELDS}}

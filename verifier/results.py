@@ -78,9 +78,6 @@ def _product_args(rec: ResultRecord, now: datetime) -> tuple[Any, ...]:
     )
 
 
-_PRODUCT_COLUMNS = 20
-
-
 def _rounds(
     records: Sequence[ResultRecord], rows: Sequence[tuple[Any, ...]]
 ) -> list[list[tuple[Any, ...]]]:
@@ -98,10 +95,8 @@ def _rounds(
     return rounds
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (the arrays an unnest statement takes)."""
-    if not rows:
-        return [[] for _ in range(width)]
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows (at least one) as one list per column: the arrays an unnest statement takes."""
     return [list(column) for column in zip(*rows, strict=True)]
 
 
@@ -197,7 +192,7 @@ class ResultWriter:
             # One statement per round of distinct products (a product finished twice in one
             # batch, e.g. by two lanes, gets its results applied in order).
             for round_rows in _rounds(records, products):
-                await conn.execute(q["apply_result"], *_columns(round_rows, _PRODUCT_COLUMNS))
+                await conn.execute(q["apply_result"], *_columns(round_rows))
             if requests:
                 await conn.executemany(q["finish_request"], requests)
                 done = [str(r[0]) for r in requests if r[5] is None]
