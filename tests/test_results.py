@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from verifier.database import Database
-from verifier.outcomes import Decision
+from verifier.outcomes import Change, Decision
 from verifier.results import ResultRecord, ResultWriter
 
 
@@ -95,3 +98,68 @@ async def test_two_decisions_for_one_product_in_one_batch_apply_in_order(
     )
     assert row is not None
     assert (row["last_http_status"], row["failure_count"]) == (503, 2)
+
+
+async def test_values_round_trip_through_the_batch(database: Database) -> None:
+    """Digest bytes, change-log values of every JSON shape, timestamps and requests land as
+    written: a null old value is the jsonb null, a retry re-queues its request."""
+    merchant_id = await _merchant_with_products(database, 2)
+    # Ids as the engine has them: read from the database (asyncpg's own UUID type).
+    done_id, retry_id = [
+        await database.pool.fetchval(
+            "INSERT INTO verification_requests (id, merchant_id, product_id, state, lease_owner)"
+            " VALUES ($1, $2, $3, 'running', 'owner') RETURNING id",
+            uuid.uuid4(),
+            merchant_id,
+            product_id,
+        )
+        for product_id in ("p0", "p1")
+    ]
+    digest = bytes(range(32))
+    changes = (
+        Change("status", "unverified", "verified"),
+        Change("availability", None, "in_stock"),
+        Change("categories", ["/A"], ["/A", '/A/B "quoted" \u00e9']),
+        Change("custom_fields", {}, {"k": "v"}),
+    )
+    verified = replace(_verified("19.90"), content_sha256=digest, changes=changes)
+    retry = replace(_failed(503), outcome="rate_limited", final=False, retry_in_s=120.0)
+    claimed_at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    writer = ResultWriter(database, "owner")
+    await writer.start()
+    try:
+        await asyncio.gather(
+            writer.write(
+                ResultRecord(merchant_id, "p0", "on_demand", verified, request_id=done_id)
+            ),
+            writer.write(
+                ResultRecord(
+                    merchant_id, "p1", "changed", retry, claimed_at=claimed_at, request_id=retry_id
+                )
+            ),
+        )
+    finally:
+        await writer.close()
+    p0 = await database.pool.fetchrow("SELECT * FROM products WHERE product_id = 'p0'")
+    assert p0 is not None and p0["content_sha256"] == digest
+    assert p0["data"] == verified.data and p0["availability"] == "in_stock"
+    p1 = await database.pool.fetchrow("SELECT * FROM products WHERE product_id = 'p1'")
+    assert p1 is not None and p1["changed_attempts"] == 1
+    assert 110 < (p1["changed_due_at"] - datetime.now(UTC)).total_seconds() <= 120
+    logged = await database.pool.fetch(
+        "SELECT field, old_value, new_value, old_value IS NULL AS sql_null, cause,"
+        " verification_id FROM changes ORDER BY id"
+    )
+    assert [(r["field"], r["old_value"], r["new_value"]) for r in logged] == [
+        (c.field, c.old, c.new) for c in changes
+    ]
+    assert not any(r["sql_null"] for r in logged)
+    assert {(r["cause"], r["verification_id"]) for r in logged} == {("on_demand", done_id)}
+    requests = {
+        r["id"]: r for r in await database.pool.fetch("SELECT * FROM verification_requests")
+    }
+    assert requests[done_id]["state"] == "done" and requests[done_id]["outcome"] == "verified"
+    assert requests[done_id]["finished_at"] is not None
+    assert requests[retry_id]["state"] == "queued" and requests[retry_id]["attempts"] == 1
+    assert (requests[retry_id]["http_status"], requests[retry_id]["error"]) == (503, "HTTP 503")
+    assert requests[retry_id]["not_before"] > datetime.now(UTC)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 import structlog
 
 from verifier.database import Database
@@ -48,56 +47,86 @@ def _retry_at(decision: Decision, now: datetime) -> datetime | None:
     return now + timedelta(seconds=decision.retry_in_s)
 
 
-def _product_args(rec: ResultRecord, now: datetime) -> tuple[Any, ...]:
+def _product_row(rec: ResultRecord, now: datetime) -> dict[str, Any]:
+    """The apply_result object of one record (JSON: keys as the statement's columns)."""
     d = rec.decision
     retry_at = _retry_at(d, now)
-    confirmed = d.outcome in ("verified", "not_modified") or (d.outcome == "not_found" and d.final)
-    data = None if d.unchanged_content or d.data is None else orjson.dumps(d.data).decode()
-    set_validators = d.outcome in ("verified", "not_modified")
-    return (
-        rec.merchant_id,
-        rec.product_id,
-        None if d.unchanged_content else d.status,
-        data,
-        d.availability,
-        d.availability_detail,
-        d.clear_pending,
-        confirmed,
-        d.outcome,
-        d.http_status,
-        d.error,
-        set_validators,
-        d.etag,
-        d.last_modified,
-        d.content_sha256,
-        d.counts_as_failure,
-        d.not_found_count,
-        rec.lane == "changed",
-        retry_at if rec.lane == "changed" else None,
-        rec.claimed_at or now,
-    )
+    changed_lane = rec.lane == "changed"
+    return {
+        "merchant_id": rec.merchant_id,
+        "product_id": rec.product_id,
+        "status": None if d.unchanged_content else d.status,
+        "data": None if d.unchanged_content else d.data,
+        "availability": d.availability,
+        "availability_detail": d.availability_detail,
+        "clear_pending": d.clear_pending,
+        "confirmed": d.outcome in ("verified", "not_modified")
+        or (d.outcome == "not_found" and d.final),
+        "outcome": d.outcome,
+        "http_status": d.http_status,
+        "error": d.error,
+        "set_validators": d.outcome in ("verified", "not_modified"),
+        "etag": d.etag,
+        "last_modified": d.last_modified,
+        # bytea's hex input format
+        "content_sha256": None if d.content_sha256 is None else "\\x" + d.content_sha256.hex(),
+        "counts_as_failure": d.counts_as_failure,
+        "not_found_count": d.not_found_count,
+        "changed_lane": changed_lane,
+        "retry_at": retry_at if changed_lane else None,
+        "claimed_at": rec.claimed_at or now,
+    }
 
 
-def _rounds(
-    records: Sequence[ResultRecord], rows: Sequence[tuple[Any, ...]]
-) -> list[list[tuple[Any, ...]]]:
-    """Rows split into rounds in which no product repeats, in their order."""
-    rounds: list[list[tuple[Any, ...]]] = []
+def _request_row(rec: ResultRecord, now: datetime) -> dict[str, Any]:
+    """The finish_request object of an on-demand record."""
+    d = rec.decision
+    return {
+        "id": str(rec.request_id),
+        "outcome": d.outcome,
+        "http_status": d.http_status,
+        "error": d.error,
+        "retry_at": _retry_at(d, now),
+    }
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    # Ids read from the database are asyncpg's own UUID type, which JSON encoders do not know.
+    return None if value is None else str(value)
+
+
+def _change_rows(rec: ResultRecord) -> list[dict[str, Any]]:
+    """The insert_changes objects of one record's changes."""
+    return [
+        {
+            "merchant_id": rec.merchant_id,
+            "product_id": rec.product_id,
+            "sweep_id": _text(rec.sweep_id),
+            "verification_id": _text(rec.request_id),
+            "cause": rec.lane,
+            "field": change.field,
+            "old_value": change.old,
+            "new_value": change.new,
+        }
+        for change in rec.decision.changes
+    ]
+
+
+def _rounds(records: Sequence[ResultRecord]) -> list[list[ResultRecord]]:
+    """Records split into rounds in which no product repeats, in their order."""
+    if len({(r.merchant_id, r.product_id) for r in records}) == len(records):
+        return [list(records)]  # the common case: one round
+    rounds: list[list[ResultRecord]] = []
     seen: list[set[tuple[int, str]]] = []
-    for record, row in zip(records, rows, strict=True):
+    for record in records:
         key = (record.merchant_id, record.product_id)
         index = next((i for i, keys in enumerate(seen) if key not in keys), len(seen))
         if index == len(seen):
             rounds.append([])
             seen.append(set())
-        rounds[index].append(row)
+        rounds[index].append(record)
         seen[index].add(key)
     return rounds
-
-
-def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows (at least one) as one list per column: the arrays an unnest statement takes."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class ResultWriter:
@@ -164,41 +193,27 @@ class ResultWriter:
     async def _write(self, records: Sequence[ResultRecord]) -> None:
         q = self._db.queries
         now = datetime.now(UTC)
-        products = [_product_args(rec, now) for rec in records]
-        requests = []
-        for rec in sorted(records, key=lambda r: str(r.request_id)):
-            if rec.request_id is None:
-                continue
-            d = rec.decision
-            requests.append(
-                (rec.request_id, self._owner, d.outcome, d.http_status, d.error, _retry_at(d, now))
-            )
-        changes: list[list[Any]] = [[] for _ in range(8)]
-        for rec in records:
-            for change in rec.decision.changes:
-                row = (
-                    rec.merchant_id,
-                    rec.product_id,
-                    rec.sweep_id,
-                    rec.request_id,
-                    rec.lane,
-                    change.field,
-                    orjson.dumps(change.old).decode(),
-                    orjson.dumps(change.new).decode(),
-                )
-                for column, value in zip(changes, row, strict=True):
-                    column.append(value)
+        # Each statement takes its rows as one JSON parameter (the pool's codec encodes it).
+        changes = [row for rec in records for row in _change_rows(rec)]
         async with self._db.pool.acquire() as conn, conn.transaction():
             # One statement per round of distinct products (a product finished twice in one
             # batch, e.g. by two lanes, gets its results applied in order).
-            for round_rows in _rounds(records, products):
-                await conn.execute(q["apply_result"], *_columns(round_rows))
-            if requests:
-                await conn.executemany(q["finish_request"], requests)
-                done = [str(r[0]) for r in requests if r[5] is None]
-                if done:
-                    await conn.execute(
-                        "SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id", DONE_CHANNEL, done
-                    )
-            if changes[0]:
-                await conn.execute(q["insert_changes"], *changes)
+            for round_records in _rounds(records):
+                await conn.execute(
+                    q["apply_result"], [_product_row(rec, now) for rec in round_records]
+                )
+                requests = sorted(
+                    (_request_row(rec, now) for rec in round_records if rec.request_id is not None),
+                    key=lambda row: row["id"],
+                )
+                if requests:
+                    await conn.execute(q["finish_request"], requests, self._owner)
+                    done = [row["id"] for row in requests if row["retry_at"] is None]
+                    if done:
+                        await conn.execute(
+                            "SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id",
+                            DONE_CHANNEL,
+                            done,
+                        )
+            if changes:
+                await conn.execute(q["insert_changes"], changes)
