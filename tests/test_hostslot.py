@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from tests.test_backoff import LOW
 from verifier.backoff import HostBackoffPolicy
@@ -13,6 +15,7 @@ from verifier.hostslot import (
     Job,
     Lane,
     WorkerReport,
+    _host_key_of_parts,
     host_key,
 )
 
@@ -164,3 +167,54 @@ def test_host_limits_reject_nonsense(rate_per_s: float, concurrency: int) -> Non
 def test_lane_labels_match_the_external_names() -> None:
     """Lanes are labelled as in the interface and metrics, highest first."""
     assert [lane.label for lane in sorted(Lane)] == ["on_demand", "changed", "sweep"]
+
+
+_URL_PIECES = st.sampled_from(
+    [
+        "http",
+        "https",
+        "HTTP",
+        "ftp",
+        "://",
+        ":",
+        "/",
+        "?",
+        "#",
+        "@",
+        "[",
+        "]",
+        ".",
+        "-",
+        "0",
+        "8080",
+        "65536",
+        "99999",
+        "shop",
+        "Shop",
+        "example",
+        "::1",
+        " ",
+        "\t",
+        "\n",
+        "\x00",
+        "%41",
+    ]
+)
+
+
+@given(st.lists(_URL_PIECES, max_size=12).map("".join))
+@example("http://shop.example:0/p")
+@example("https://shop.example:080?q")
+@example("http://shop.example:65536/")
+@example("http://shop.example\n/")
+def test_host_key_reads_every_url_as_urlsplit_does(url: str) -> None:
+    """The shortcut for plain URLs answers exactly what the urlsplit reading answers."""
+    try:
+        expected: object = _host_key_of_parts(url)
+    except ValueError as exc:
+        expected = type(exc)
+    try:
+        got: object = host_key(url)
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected

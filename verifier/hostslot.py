@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import re
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from verifier.backoff import HostBackoffPolicy, RandomSource, host_backoff_s, ra
 T = TypeVar("T")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The common spelling, read without urlsplit: a lower-case scheme and host name (no user
+# info, no IPv6 brackets, no byte urlsplit would strip), an optional port, then the path.
+_PLAIN_ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?(?=[/?#]|\Z)")
 
 
 class Lane(enum.IntEnum):
@@ -79,6 +83,16 @@ class WorkerReport:
 
 def host_key(url: str) -> str:
     """The politeness key of a URL: lower-case ``host:port``, with the scheme's default port."""
+    plain = _PLAIN_ORIGIN.match(url)
+    if plain is not None:
+        scheme, host, port_text = plain.groups()
+        port = int(port_text) if port_text is not None else 0
+        if port <= 65535:
+            return f"{host}:{port or _DEFAULT_PORTS[scheme]}"
+    return _host_key_of_parts(url)
+
+
+def _host_key_of_parts(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
