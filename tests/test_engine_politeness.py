@@ -16,7 +16,7 @@ from ingest.context import Services
 from tests.daemon_process import start_daemon
 from tests.shop_server import Page, RunningShop, ShopState, running_shop
 from tests.test_engine import tag_page
-from verifier.config import Config
+from verifier.config import Config, MerchantConfig
 from verifier.database import Database
 from verifier.engine import VerificationEngine, job_from_row
 from verifier.hostslot import Lane
@@ -199,3 +199,32 @@ async def test_on_demand_requests_survive_a_sigkill_of_the_daemon(
         await asyncio.to_thread(second.stop)
     assert done["state"] == "done" and done["outcome"] == "verified"
     assert shop.state.count("/p/1") >= 2
+
+
+async def test_a_merchant_rate_still_holds_after_a_config_reload(
+    database: Database, shop: RunningShop
+) -> None:
+    """A merchant's own per_host_rate (below the global one) survives a reload (SIGHUP) while
+    its host has work queued: every 1-second window still sees at most rate + 1 requests."""
+    merchant = await _catalog(database, shop, 30)
+    engine = _engine(database, rate=200.0, concurrency=8)
+    config = engine.services.config.model_copy(
+        update={
+            "merchants": {
+                "shop-a": MerchantConfig.model_validate({"crawler": {"per_host_rate": 4.0}})
+            }
+        }
+    )
+    engine.services.config = config
+    task = await _run(engine)
+    try:
+        for row in await database.pool.fetch(PRODUCT_ROWS, merchant.id):
+            await engine.submit(job_from_row(row, Lane.SWEEP))
+        await shop.state.wait_until(lambda: len(shop.state.requests) >= 3, timeout_s=10)
+        engine.reload(config)
+        await shop.state.wait_until(lambda: len(shop.state.requests) >= 14, timeout_s=15)
+    finally:
+        await _stop(engine, task)
+    times = sorted(r.at_s for r in shop.state.requests if r.path.startswith("/p/"))
+    worst = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert worst <= 4 + 1, f"{worst} requests within one second"

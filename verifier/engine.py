@@ -152,7 +152,9 @@ class VerificationEngine:
         # Retry and confirmation rules per lane (tests shorten the delays).
         self._policies = {**POLICIES, **(policies or {})}
         self._rng = random.Random()
-        self._host_limits: dict[str, HostLimits] = {}
+        # The merchant (slug) whose limits each host gets, and each slug's limits until a reload.
+        self._host_merchants: dict[str, str] = {}
+        self._merchant_limits: dict[str, HostLimits] = {}
         self._claimed_requests: set[uuid.UUID] = set()
         self._claimed_changed: set[tuple[int, str]] = set()
         self._changed_per_merchant: Counter[int] = Counter()
@@ -223,7 +225,7 @@ class VerificationEngine:
 
     def reload(self, config: Config) -> None:
         """Apply new per-host rates to known hosts."""
-        self._host_limits.clear()
+        self._merchant_limits.clear()
         self.frontier.set_limits_for(self._limits_for)
 
     def status(self) -> str | None:
@@ -234,22 +236,21 @@ class VerificationEngine:
 
     async def submit(self, job: VerifyJob) -> bool:
         """Queue a job (waits while its lane is full); False if that product is already queued."""
-        self._remember_limits(job)
-        return await self.frontier.put(Job(host_key(job.state.url), job.lane, job.key, job))
+        host = host_key(job.state.url)
+        self._host_merchants[host] = job.slug
+        return await self.frontier.put(Job(host, job.lane, job.key, job))
 
     def wake(self) -> None:
         """Look for new on-demand work now (same-process shortcut for NOTIFY)."""
         self._wake.set()
 
-    def _remember_limits(self, job: VerifyJob) -> None:
-        rate, concurrency = self.services.config.host_rate_for(job.slug)
-        self._host_limits[host_key(job.state.url)] = HostLimits(rate, concurrency)
-
     def _limits_for(self, host: str) -> HostLimits:
-        limits = self._host_limits.get(host)
+        # "": a host no job named yet, under the [crawler] defaults (no slug is empty)
+        slug = self._host_merchants.get(host, "")
+        limits = self._merchant_limits.get(slug)
         if limits is None:
-            crawler = self.services.config.crawler
-            return HostLimits(crawler.per_host_rate, crawler.per_host_concurrency)
+            rate, concurrency = self.services.config.host_rate_for(slug)
+            limits = self._merchant_limits[slug] = HostLimits(rate, concurrency)
         return limits
 
     async def _listen(self) -> asyncpg.Connection | None:
