@@ -19,6 +19,9 @@ SELECT * FROM verification_requests WHERE id = $1 AND merchant_id = $2
 
 -- claim_on_demand --
 -- Lease due on-demand requests (queued, or whose lease expired) with their product and merchant.
+-- A merchant's hosts come once per merchant in the batch (on one of its rows, NULL on the
+-- others), and a pending observation equal to the stored data only as pending_is_data: the
+-- client then decodes neither again.
 WITH due AS (
     SELECT id FROM verification_requests
     WHERE state <> 'done' AND not_before <= now()
@@ -26,19 +29,27 @@ WITH due AS (
     ORDER BY not_before, requested_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE verification_requests r
+    SET state = 'running', lease_owner = $2, lease_until = now() + make_interval(secs => $3),
+        started_at = coalesce(r.started_at, now())
+    FROM due
+    WHERE r.id = due.id
+    RETURNING r.id AS request_id, r.attempts, r.requested_at, r.merchant_id, r.product_id
 )
-UPDATE verification_requests r
-SET state = 'running', lease_owner = $2, lease_until = now() + make_interval(secs => $3),
-    started_at = coalesce(r.started_at, now())
-FROM due, products p, merchants m
-WHERE r.id = due.id AND p.merchant_id = r.merchant_id AND p.product_id = r.product_id
-  AND m.id = r.merchant_id
-RETURNING r.id AS request_id, r.attempts, r.requested_at, p.merchant_id, p.product_id, p.url,
-          p.status, p.availability, p.data, p.pending, p.pending_at, p.etag, p.last_modified,
-          p.content_sha256, p.not_found_count, m.slug, m.hosts, m.currency
+SELECT c.request_id, c.attempts, c.requested_at, p.merchant_id, p.product_id, p.url, p.status,
+       p.availability, p.data,
+       CASE WHEN p.pending = p.data THEN NULL ELSE p.pending END AS pending,
+       p.pending = p.data AS pending_is_data, p.pending_at, p.etag, p.last_modified,
+       p.content_sha256, p.not_found_count, m.slug, m.currency,
+       CASE WHEN row_number() OVER (PARTITION BY m.id) = 1 THEN m.hosts END AS hosts
+FROM claimed c
+JOIN products p ON p.merchant_id = c.merchant_id AND p.product_id = c.product_id
+JOIN merchants m ON m.id = c.merchant_id
 
 -- claim_changed --
--- Lease products due in the `changed` lane, at most $4 per merchant, skipping merchants in $5.
+-- Lease products due in the `changed` lane, at most $4 per merchant, skipping merchants in $5
+-- (hosts and pending as in claim_on_demand).
 WITH due AS (
     SELECT d.merchant_id, d.product_id
     FROM merchants m
@@ -52,14 +63,20 @@ WITH due AS (
     ) d
     WHERE m.id <> ALL($5::bigint[])
     LIMIT $1
+), claimed AS (
+    UPDATE products p
+    SET changed_lease_until = now() + make_interval(secs => $3), changed_lease_owner = $2
+    FROM due
+    WHERE p.merchant_id = due.merchant_id AND p.product_id = due.product_id
+    RETURNING p.changed_attempts AS attempts, now() AS claimed_at, p.merchant_id, p.product_id,
+              p.url, p.status, p.availability, p.data,
+              CASE WHEN p.pending = p.data THEN NULL ELSE p.pending END AS pending,
+              p.pending = p.data AS pending_is_data, p.pending_at, p.etag, p.last_modified,
+              p.content_sha256, p.not_found_count
 )
-UPDATE products p
-SET changed_lease_until = now() + make_interval(secs => $3), changed_lease_owner = $2
-FROM due, merchants m
-WHERE p.merchant_id = due.merchant_id AND p.product_id = due.product_id AND m.id = p.merchant_id
-RETURNING p.changed_attempts AS attempts, now() AS claimed_at, p.merchant_id, p.product_id,
-          p.url, p.status, p.availability, p.data, p.pending, p.pending_at, p.etag,
-          p.last_modified, p.content_sha256, p.not_found_count, m.slug, m.hosts, m.currency
+SELECT c.*, m.slug, m.currency,
+       CASE WHEN row_number() OVER (PARTITION BY m.id) = 1 THEN m.hosts END AS hosts
+FROM claimed c JOIN merchants m ON m.id = c.merchant_id
 
 -- renew_on_demand_leases --
 -- Extend the leases this daemon holds on in-flight on-demand requests (rows being written are

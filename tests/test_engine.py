@@ -15,7 +15,8 @@ from ingest.context import Services
 from tests.shop_server import Page, RunningShop, ShopState, running_shop
 from verifier.config import Config
 from verifier.database import Database
-from verifier.engine import VerificationEngine
+from verifier.engine import VerificationEngine, job_from_row, merchant_hosts
+from verifier.hostslot import Lane
 from verifier.merchants import Merchant, MerchantStore
 from verifier.metrics import Metrics
 from verifier.verify_requests import CompletionWaiter, request_verification
@@ -278,3 +279,43 @@ async def test_tag_data_that_arrives_during_the_fetch_stays_pending(env: Env) ->
     assert done["outcome"] == "verified"
     product = await env.product("P12")
     assert product["status"] == "verified" and product["pending"] == newer
+
+
+async def test_claimed_rows_carry_each_merchants_hosts_and_pending_data(
+    database: Database,
+) -> None:
+    """Claims state a merchant's hosts once and a pending observation equal to the data only
+    as a flag: the jobs built from them still see every merchant's hosts and every pending."""
+    store = MerchantStore(database)
+    merchants = [
+        await store.create("shop-a", ["a.example", "www.a.example"]),
+        await store.create("shop-b", ["b.example"]),
+    ]
+    data = {"product_id": "X", "url": "u", "name": "Mug", "unit_price": "1.00"}
+    other = {**data, "unit_price": "2.00"}
+    expected = {}
+    for merchant in merchants:
+        for product_id, pending in (("same", data), ("other", other), ("none", None)):
+            await database.pool.execute(
+                "INSERT INTO products (merchant_id, product_id, source, url, data, pending,"
+                " changed_due_at) VALUES ($1, $2, 'tag', 'https://a.example/p', $3, $4, now())",
+                merchant.id,
+                product_id,
+                data,
+                pending,
+            )
+            expected[(merchant.id, product_id)] = (tuple(merchant.hosts), pending)
+    rows = await database.pool.fetch(database.queries["claim_changed"], 100, "me", 60.0, 100, [])
+    hosts = merchant_hosts(rows)
+    jobs = [job_from_row(row, Lane.CHANGED, hosts[row["merchant_id"]]) for row in rows]
+    assert {j.key: (j.hosts, j.state.pending) for j in jobs} == expected
+    assert all(j.state.data == data for j in jobs)
+    for merchant in merchants:
+        for product_id in ("same", "other"):
+            await request_verification(database, merchant.id, product_id)
+    rows = await database.pool.fetch(database.queries["claim_on_demand"], 100, "me", 60.0)
+    hosts = merchant_hosts(rows)
+    jobs = [job_from_row(row, Lane.ON_DEMAND, hosts[row["merchant_id"]]) for row in rows]
+    assert {j.key: (j.hosts, j.state.pending) for j in jobs} == {
+        key: value for key, value in expected.items() if key[1] != "none"
+    }

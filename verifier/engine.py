@@ -18,7 +18,7 @@ import random
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -77,15 +77,22 @@ class VerifyJob:
         return (self.merchant_id, self.state.product_id)
 
 
-def job_from_row(row: Mapping[str, Any], lane: Lane, **extra: Any) -> VerifyJob:
-    """A job from a claim query's row (product columns plus slug, hosts, currency)."""
+def job_from_row(
+    row: Mapping[str, Any], lane: Lane, hosts: tuple[str, ...] | None = None, **extra: Any
+) -> VerifyJob:
+    """A job from a claim query's row (product columns plus slug, hosts, currency).
+
+    ``hosts``: the merchant's hosts when the row leaves them out (see merchant_hosts). A row
+    whose ``pending_is_data`` is true has its pending observation equal to its data.
+    """
+    data = row["data"] or {}
     state = ProductState(
         product_id=row["product_id"],
         url=row["url"],
         status=row["status"],
         availability=row["availability"],
-        data=row["data"] or {},
-        pending=row["pending"],
+        data=data,
+        pending=data if row.get("pending_is_data") else row["pending"],
         content_sha256=row["content_sha256"],
         not_found_count=row["not_found_count"],
         attempts=row["attempts"],
@@ -94,7 +101,7 @@ def job_from_row(row: Mapping[str, Any], lane: Lane, **extra: Any) -> VerifyJob:
     return VerifyJob(
         merchant_id=row["merchant_id"],
         slug=row["slug"],
-        hosts=tuple(row["hosts"]),
+        hosts=hosts if hosts is not None else tuple(row["hosts"]),
         currency=row["currency"],
         state=state,
         # validators only make sense against a stored snapshot
@@ -103,6 +110,11 @@ def job_from_row(row: Mapping[str, Any], lane: Lane, **extra: Any) -> VerifyJob:
         lane=lane,
         **extra,
     )
+
+
+def merchant_hosts(rows: Sequence[Mapping[str, Any]]) -> dict[int, tuple[str, ...]]:
+    """Each merchant's hosts from claimed rows that state them once per merchant."""
+    return {row["merchant_id"]: tuple(row["hosts"]) for row in rows if row["hosts"] is not None}
 
 
 def fetch_options(config: Config) -> FetchOptions:
@@ -284,10 +296,12 @@ class VerificationEngine:
     async def _feed_on_demand(self) -> None:
         while not self._stopping:
             rows = await self._claim("claim_on_demand", 100)
+            hosts = merchant_hosts(rows)
             for row in rows:
                 job = job_from_row(
                     row,
                     Lane.ON_DEMAND,
+                    hosts[row["merchant_id"]],
                     request_id=row["request_id"],
                     requested_at=row["requested_at"],
                 )
@@ -323,8 +337,11 @@ class VerificationEngine:
             if full and len(rows) < want:
                 # No other merchant has due work: the capped ones may use the free room.
                 rows += await self._claim("claim_changed", want - len(rows), want, [])
+            hosts = merchant_hosts(rows)
             for row in rows:
-                job = job_from_row(row, Lane.CHANGED, claimed_at=row["claimed_at"])
+                job = job_from_row(
+                    row, Lane.CHANGED, hosts[row["merchant_id"]], claimed_at=row["claimed_at"]
+                )
                 self._claimed_changed.add(job.key)
                 self._changed_per_merchant[job.merchant_id] += 1
                 await self._submit_claimed(job)
