@@ -19,7 +19,7 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from verifier.frontier import Frontier, FrontierClosedError
 from verifier.hostslot import Feedback, HostLimits, Job, Lane, WorkerReport, host_key
 from verifier.outcomes import Decision, Policy, ProductState, decide
 from verifier.parser import parse_product_page
+from verifier.records import record
 from verifier.results import ResultRecord, ResultWriter
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ POLICIES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VerifyJob:
     """One product to verify, with what the worker needs to decide its outcome."""
 

@@ -36,6 +36,7 @@ from verifier.netguard import (
     is_public_address,
     url_violation,
 )
+from verifier.records import record
 from verifier.robots import RobotsCache
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -77,7 +78,7 @@ class FetchOptions:
     max_connections_per_host: int = 8
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FetchResult:
     """What one fetch produced; `outcome` is ok, not_modified, not_found, blocked,
     fetch_error or rate_limited. `bytes_read` counts decompressed body bytes of the final

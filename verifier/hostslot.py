@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from aiolimiter import AsyncLimiter
 
 from verifier.backoff import HostBackoffPolicy, RandomSource, host_backoff_s, rate_limit_pause_s
+from verifier.records import record
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ class Lane(enum.IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Job(Generic[T]):
     """One unit of work aimed at one host; the payload is opaque to the scheduler."""
 
@@ -73,7 +74,7 @@ class Feedback(enum.Enum):
     ERROR = "error"  # 5xx, timeout, connection failure: back the host off exponentially
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WorkerReport:
     """The worker's verdict on the host after one job."""
 

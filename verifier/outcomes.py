@@ -34,6 +34,7 @@ from verifier.fetcher import FetchResult
 from verifier.parser_model import PageProduct, ParseResult
 from verifier.product_fields import ANY_HOST, NORMALISERS, InvalidField, format_decimal
 from verifier.product_schema import differs_materially, same_price
+from verifier.records import record
 
 # Fields whose changes the sync log records (the product object's own fields).
 TRACKED_FIELDS = (
@@ -51,7 +52,7 @@ TRACKED_FIELDS = (
 RETRYABLE = frozenset({"fetch_error", "rate_limited"})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProductState:
     """What the engine knows about a product when its verification starts."""
 
@@ -66,7 +67,7 @@ class ProductState:
     attempts: int  # verification attempts already made for this request (0 on the first)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Change:
     """One field that changed: the sync log's row."""
 
@@ -75,7 +76,7 @@ class Change:
     new: Any
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decision:
     """What to write after one verification attempt."""
 

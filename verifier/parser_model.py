@@ -6,12 +6,14 @@ import dataclasses
 import functools
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from verifier.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class PageProduct:
     """A product as one page states it; `source` names the structured data that won."""
 
@@ -42,7 +44,7 @@ class PageProduct:
     custom_fields: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParseResult:
     """What a page says: a product, and whether it carries a product-not-found tag."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ import structlog
 from verifier.database import Database
 from verifier.exceptions import DatabaseError
 from verifier.outcomes import Decision
+from verifier.records import record
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,7 @@ DONE_CHANNEL = "cv_verification_done"
 _MAX_BATCH = 500
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResultRecord:
     """One decision and where it applies."""
 
@@ -118,13 +118,13 @@ def _rounds(records: Sequence[ResultRecord]) -> list[list[ResultRecord]]:
         return [list(records)]  # the common case: one round
     rounds: list[list[ResultRecord]] = []
     seen: list[set[tuple[int, str]]] = []
-    for record in records:
-        key = (record.merchant_id, record.product_id)
+    for rec in records:
+        key = (rec.merchant_id, rec.product_id)
         index = next((i for i, keys in enumerate(seen) if key not in keys), len(seen))
         if index == len(seen):
             rounds.append([])
             seen.append(set())
-        rounds[index].append(record)
+        rounds[index].append(rec)
         seen[index].add(key)
     return rounds
 
