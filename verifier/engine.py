@@ -444,7 +444,7 @@ class VerificationEngine:
         fetch = await self._fetcher.fetch(
             job.state.url, job.hosts, etag=job.etag, last_modified=job.last_modified
         )
-        metrics.fetches.labels(fetch.outcome).inc()
+        metrics.fetches_by_outcome[fetch.outcome].inc()
         metrics.fetch_duration.observe(fetch.elapsed_s)
         metrics.fetched_bytes.inc(fetch.bytes_read)
         parsed = None
@@ -464,7 +464,7 @@ class VerificationEngine:
             await self.record(job, decision, started_at)
         log.debug("verification.done", outcome=decision.outcome, final=decision.final)
         if decision.final:
-            metrics.verifications.labels(decision.outcome).inc()
+            metrics.verifications_by_outcome[decision.outcome].inc()
             if job.requested_at is not None:
                 metrics.on_demand_latency.observe(
                     max(0.0, (datetime.now(UTC) - job.requested_at).total_seconds())

@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 import aiohttp
 from aiohttp import hdrs
@@ -50,6 +51,9 @@ _PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _ROBOTS_ACCEPT = "text/plain,*/*;q=0.5"
 _RETRY_AFTER_SECONDS = re.compile(r"^\d+(\.\d+)?$")
 _NETWORK_ERRORS = (aiohttp.ClientError, OSError, HttpProcessingError)
+
+FetchOutcome = Literal["ok", "not_modified", "not_found", "blocked", "fetch_error", "rate_limited"]
+FETCH_OUTCOMES: tuple[FetchOutcome, ...] = get_args(FetchOutcome)
 
 
 def _accept_encoding() -> str:
@@ -84,7 +88,7 @@ class FetchResult:
     fetch_error or rate_limited. `bytes_read` counts decompressed body bytes of the final
     response."""
 
-    outcome: str
+    outcome: FetchOutcome
     http_status: int | None
     url: str
     body: bytes | None
@@ -366,7 +370,7 @@ class Fetcher:
 
     @staticmethod
     def _result(
-        outcome: str,
+        outcome: FetchOutcome,
         progress: _Progress,
         resp: aiohttp.ClientResponse | None = None,
         *,
@@ -390,7 +394,7 @@ class Fetcher:
         )
 
     @classmethod
-    def _failure(cls, outcome: str, progress: _Progress, error: str) -> FetchResult:
+    def _failure(cls, outcome: FetchOutcome, progress: _Progress, error: str) -> FetchResult:
         return cls._result(outcome, progress, error=error)
 
 
