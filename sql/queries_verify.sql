@@ -18,7 +18,8 @@ WHERE merchant_id = $1 AND product_id = $2 AND state <> 'done'
 SELECT * FROM verification_requests WHERE id = $1 AND merchant_id = $2
 
 -- claim_on_demand --
--- Lease due on-demand requests (queued, or whose lease expired) with their product and merchant.
+-- Lease due on-demand requests (queued, or whose lease expired) with their product and merchant,
+-- oldest first.
 -- A merchant's hosts come once per merchant in the batch (on one of its rows, NULL on the
 -- others), and a pending observation equal to the stored data only as pending_is_data: the
 -- client then decodes neither again.
@@ -35,7 +36,8 @@ WITH due AS (
         started_at = coalesce(r.started_at, now())
     FROM due
     WHERE r.id = due.id
-    RETURNING r.id AS request_id, r.attempts, r.requested_at, r.merchant_id, r.product_id
+    RETURNING r.id AS request_id, r.attempts, r.requested_at, r.not_before, r.merchant_id,
+              r.product_id
 )
 SELECT c.request_id, c.attempts, c.requested_at, p.merchant_id, p.product_id, p.url, p.status,
        p.availability, p.data,
@@ -46,10 +48,11 @@ SELECT c.request_id, c.attempts, c.requested_at, p.merchant_id, p.product_id, p.
 FROM claimed c
 JOIN products p ON p.merchant_id = c.merchant_id AND p.product_id = c.product_id
 JOIN merchants m ON m.id = c.merchant_id
+ORDER BY c.not_before, c.requested_at
 
 -- claim_changed --
--- Lease products due in the `changed` lane, at most $4 per merchant, skipping merchants in $5
--- (hosts and pending as in claim_on_demand).
+-- Lease products due in the `changed` lane, at most $4 per merchant, skipping merchants in $5,
+-- longest due first (hosts and pending as in claim_on_demand).
 WITH due AS (
     SELECT d.merchant_id, d.product_id
     FROM merchants m
@@ -72,11 +75,12 @@ WITH due AS (
               p.url, p.status, p.availability, p.data,
               CASE WHEN p.pending = p.data THEN NULL ELSE p.pending END AS pending,
               p.pending = p.data AS pending_is_data, p.pending_at, p.etag, p.last_modified,
-              p.content_sha256, p.not_found_count
+              p.content_sha256, p.not_found_count, p.changed_due_at
 )
 SELECT c.*, m.slug, m.currency,
        CASE WHEN row_number() OVER (PARTITION BY m.id) = 1 THEN m.hosts END AS hosts
 FROM claimed c JOIN merchants m ON m.id = c.merchant_id
+ORDER BY c.changed_due_at
 
 -- renew_on_demand_leases --
 -- Extend the leases this daemon holds on in-flight on-demand requests (rows being written are

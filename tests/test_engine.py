@@ -285,7 +285,8 @@ async def test_claimed_rows_carry_each_merchants_hosts_and_pending_data(
     database: Database,
 ) -> None:
     """Claims state a merchant's hosts once and a pending observation equal to the data only
-    as a flag: the jobs built from them still see every merchant's hosts and every pending."""
+    as a flag: the jobs built from them still see every merchant's hosts and every pending,
+    and come oldest first across merchants."""
     store = MerchantStore(database)
     merchants = [
         await store.create("shop-a", ["a.example", "www.a.example"]),
@@ -294,28 +295,31 @@ async def test_claimed_rows_carry_each_merchants_hosts_and_pending_data(
     data = {"product_id": "X", "url": "u", "name": "Mug", "unit_price": "1.00"}
     other = {**data, "unit_price": "2.00"}
     expected = {}
-    for merchant in merchants:
-        for product_id, pending in (("same", data), ("other", other), ("none", None)):
+    # Interleaved over the merchants, each due a minute after the one before.
+    for n, (product_id, pending) in enumerate((("same", data), ("other", other), ("none", None))):
+        for m, merchant in enumerate(merchants):
             await database.pool.execute(
                 "INSERT INTO products (merchant_id, product_id, source, url, data, pending,"
-                " changed_due_at) VALUES ($1, $2, 'tag', 'https://a.example/p', $3, $4, now())",
+                " changed_due_at) VALUES ($1, $2, 'tag', 'https://a.example/p', $3, $4,"
+                " now() - make_interval(mins => $5))",
                 merchant.id,
                 product_id,
                 data,
                 pending,
+                60 - 2 * n - m,
             )
             expected[(merchant.id, product_id)] = (tuple(merchant.hosts), pending)
     rows = await database.pool.fetch(database.queries["claim_changed"], 100, "me", 60.0, 100, [])
     hosts = merchant_hosts(rows)
     jobs = [job_from_row(row, Lane.CHANGED, hosts[row["merchant_id"]]) for row in rows]
-    assert {j.key: (j.hosts, j.state.pending) for j in jobs} == expected
+    assert [(j.key, (j.hosts, j.state.pending)) for j in jobs] == list(expected.items())
     assert all(j.state.data == data for j in jobs)
-    for merchant in merchants:
-        for product_id in ("same", "other"):
+    for product_id in ("same", "other"):
+        for merchant in merchants:
             await request_verification(database, merchant.id, product_id)
     rows = await database.pool.fetch(database.queries["claim_on_demand"], 100, "me", 60.0)
     hosts = merchant_hosts(rows)
     jobs = [job_from_row(row, Lane.ON_DEMAND, hosts[row["merchant_id"]]) for row in rows]
-    assert {j.key: (j.hosts, j.state.pending) for j in jobs} == {
-        key: value for key, value in expected.items() if key[1] != "none"
-    }
+    assert [(j.key, (j.hosts, j.state.pending)) for j in jobs] == [
+        (key, value) for key, value in expected.items() if key[1] != "none"
+    ]
