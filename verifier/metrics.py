@@ -22,18 +22,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from verifier import __version__
 from verifier.fetcher import FETCH_OUTCOMES
+from verifier.outcomes import OUTCOMES
 
 NS = "catalog_verifier"
-OUTCOMES = (
-    "verified",
-    "not_modified",
-    "not_found",
-    "mismatch",
-    "unparseable",
-    "blocked",
-    "fetch_error",
-    "rate_limited",
-)
 LANES = ("on_demand", "changed", "sweep")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 

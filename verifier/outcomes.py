@@ -25,7 +25,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -49,7 +49,17 @@ TRACKED_FIELDS = (
     "image_url",
     "url",
 )
-RETRYABLE = frozenset({"fetch_error", "rate_limited"})
+VerificationOutcome = Literal[
+    "verified",
+    "not_modified",
+    "not_found",
+    "mismatch",
+    "unparseable",
+    "blocked",
+    "fetch_error",
+    "rate_limited",
+]
+OUTCOMES: tuple[VerificationOutcome, ...] = get_args(VerificationOutcome)
 
 
 @record
@@ -80,7 +90,7 @@ class Change:
 class Decision:
     """What to write after one verification attempt."""
 
-    outcome: str
+    outcome: VerificationOutcome
     http_status: int | None
     error: str | None
     # Final: the request is finished; else retry after retry_in_s.
@@ -230,12 +240,13 @@ def decide(
 ) -> Decision:
     """Decide the outcome of one verification attempt (``rng`` jitters retry delays)."""
     status = fetch.http_status
-    if fetch.outcome in RETRYABLE:
+    outcome = fetch.outcome
+    if outcome == "fetch_error" or outcome == "rate_limited":  # retried up to the policy
         attempts = state.attempts + 1
         final = attempts >= policy.max_attempts
         delay = _retry_in_s(attempts, fetch.retry_after_s, policy, rng)
         return Decision(
-            fetch.outcome,
+            outcome,
             error=fetch.error,
             final=final,
             retry_in_s=None if final else delay,
