@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from verifier.database import Database
+from verifier.exceptions import DatabaseError
 from verifier.outcomes import Change, Decision
 from verifier.results import ResultRecord, ResultWriter
 
@@ -163,3 +164,29 @@ async def test_values_round_trip_through_the_batch(database: Database) -> None:
     assert requests[retry_id]["state"] == "queued" and requests[retry_id]["attempts"] == 1
     assert (requests[retry_id]["http_status"], requests[retry_id]["error"]) == (503, "HTTP 503")
     assert requests[retry_id]["not_before"] > datetime.now(UTC)
+
+
+async def test_a_value_the_database_refuses_fails_only_its_own_result(database: Database) -> None:
+    """A result PostgreSQL cannot store (a NUL character in text) fails alone: the other results
+    of its batch are written, and the writer goes on with later batches."""
+    merchant_id = await _merchant_with_products(database, 3)
+    refused = replace(_failed(500), error="HTTP 500 \x00")
+    writer = ResultWriter(database, "owner")
+    await writer.start()
+    try:
+        outcomes = await asyncio.gather(
+            writer.write(ResultRecord(merchant_id, "p0", "sweep", _verified("19.90"))),
+            writer.write(ResultRecord(merchant_id, "p1", "sweep", refused)),
+            writer.write(ResultRecord(merchant_id, "p2", "sweep", _failed(502))),
+            return_exceptions=True,
+        )
+        assert outcomes[0] is None and outcomes[2] is None
+        assert isinstance(outcomes[1], DatabaseError)
+        await writer.write(ResultRecord(merchant_id, "p1", "sweep", _failed(503)))
+    finally:
+        await writer.close()
+    rows = {
+        r["product_id"]: r["last_http_status"]
+        for r in await database.pool.fetch("SELECT product_id, last_http_status FROM products")
+    }
+    assert rows == {"p0": 200, "p1": 503, "p2": 502}

@@ -129,6 +129,15 @@ def _rounds(records: Sequence[ResultRecord]) -> list[list[ResultRecord]]:
     return rounds
 
 
+def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(DatabaseError(f"writing results failed: {error}"))
+
+
 class ResultWriter:
     """Group-commits verification results; ``write`` returns once the result is durable."""
 
@@ -167,17 +176,31 @@ class ResultWriter:
                 batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
                 try:
                     await self._flush([rec for rec, _ in batch])
+                except asyncpg.DataError as exc:
+                    # A value the database refuses fails the whole transaction: write the
+                    # results one by one, so only that one fails.
+                    log.warning("results.batch_refused", error=str(exc), rows=len(batch))
+                    for rec, fut in batch:
+                        await self._write_alone(rec, fut)
+                    continue
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                     log.error("results.write_failed", error=str(exc), rows=len(batch))
                     for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(DatabaseError(f"writing results failed: {exc}"))
+                        _settle(fut, exc)
                     continue
                 for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
+                    _settle(fut, None)
             if self._closed:
                 return
+
+    async def _write_alone(self, rec: ResultRecord, fut: asyncio.Future[None]) -> None:
+        try:
+            await self._flush([rec])
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            log.error("results.write_failed", error=str(exc), rows=1, product=rec.product_id)
+            _settle(fut, exc)
+        else:
+            _settle(fut, None)
 
     async def _flush(self, records: Sequence[ResultRecord]) -> None:
         # Rows go in key order (as every other writer of products sends them): the batch's
