@@ -22,6 +22,7 @@ Rules worth knowing:
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -135,6 +136,8 @@ _STATED_FIELDS = (
     "custom_fields",
 )
 
+_stated_values = operator.attrgetter(*_STATED_FIELDS)
+
 
 def _snapshot(
     page: PageProduct, stored: Mapping[str, Any], state: ProductState, currency: str
@@ -148,10 +151,9 @@ def _snapshot(
     snapshot = dict(stored)
     snapshot["product_id"] = state.product_id
     snapshot["url"] = state.url
-    for name in _STATED_FIELDS:
-        value = getattr(page, name)
-        if value is None or (not value and isinstance(value, tuple | dict)):
-            continue
+    for name, value in zip(_STATED_FIELDS, _stated_values(page), strict=True):
+        if not value and (value is None or isinstance(value, tuple | dict)):
+            continue  # not stated (a Decimal zero or an empty string is)
         if isinstance(value, Decimal):
             # Canonical spelling first ("77.3" -> "77.30") so a stated price equal to the
             # stored one is recognised below; the normaliser still checks it otherwise.
