@@ -48,16 +48,32 @@ def load_queries() -> dict[str, str]:
     return queries
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+# jsonb's binary wire format: a version byte, then the JSON text (UTF-8); json's is the text.
+_JSONB_VERSION = b"\x01"
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return _JSONB_VERSION + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    if data[:1] != _JSONB_VERSION:
+        raise ValueError(f"unsupported jsonb format version {data[:1]!r}")
+    return orjson.loads(memoryview(data)[1:])
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """Per-connection set-up: JSON codecs backed by orjson."""
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog", format="text"
-        )
+    """Per-connection set-up: JSON codecs backed by orjson, in the binary format.
+
+    The binary format carries the JSON as UTF-8 bytes, which orjson reads and writes directly;
+    the text format would decode every document to a str and encode it back.
+    """
+    await conn.set_type_codec(
+        "json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
 
 
 def describe_dsn(dsn: str) -> str:
