@@ -6,11 +6,13 @@ a request is sent. Name resolution goes through `PublicOnlyResolver`, so a name 
 private address is refused before a connection is opened.
 
 Limits: `timeout_s` bounds the whole fetch (robots.txt, every hop, the body) with one
-`asyncio.timeout`; `connect_timeout_s` bounds resolution and each socket connect (TLS handshake
-included); the body is read in chunks counted after decompression, so a compressed bomb is cut at
-`max_body_bytes` without being inflated in full. Response headers are bounded by aiohttp's
-parser defaults: 8190 bytes per status/header line (`max_line_size`), 8190 bytes per header field
-(`max_field_size`) and 128 header fields (`max_headers`); a response over them is a fetch_error.
+`asyncio.timeout` scope, expired by the fetcher's `Deadlines` watchdog (at most a fiftieth of
+`timeout_s`, and 0.5 s, late); `connect_timeout_s` bounds resolution and each socket connect
+(TLS handshake included); the body is read in chunks counted after decompression, so a
+compressed bomb is cut at `max_body_bytes` without being inflated in full. Response headers are
+bounded by aiohttp's parser defaults: 8190 bytes per status/header line (`max_line_size`), 8190
+bytes per header field (`max_field_size`) and 128 header fields (`max_headers`); a response
+over them is a fetch_error.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
+from verifier.deadlines import Deadlines
 from verifier.netguard import (
     AddressPolicy,
     NonPublicAddressError,
@@ -195,6 +198,7 @@ class Fetcher:
             check_robots=False,
             accept=_ROBOTS_ACCEPT,
         )
+        self._deadlines = Deadlines(tick_s=min(0.5, self._robots_limits.timeout_s / 50))
 
     @property
     def robots(self) -> RobotsCache:
@@ -232,6 +236,7 @@ class Fetcher:
 
     async def __aexit__(self, *exc: object) -> None:
         """Close the session, its connections and the resolver."""
+        await self._deadlines.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -273,10 +278,14 @@ class Fetcher:
         if last_modified is not None:
             headers[hdrs.IF_MODIFIED_SINCE] = last_modified
         try:
-            async with asyncio.timeout(limits.timeout_s):
-                return await self._follow(
-                    self._session, url, allowed_hosts, limits, headers, progress
-                )
+            async with asyncio.timeout(None) as scope:
+                self._deadlines.add(scope, limits.timeout_s)
+                try:
+                    return await self._follow(
+                        self._session, url, allowed_hosts, limits, headers, progress
+                    )
+                finally:
+                    self._deadlines.discard(scope)
         except TimeoutError:
             return self._failure("fetch_error", progress, f"timed out after {limits.timeout_s:g}s")
 

@@ -1,0 +1,77 @@
+"""Deadlines: one watchdog expires many asyncio.timeout scopes, as timed scopes would expire."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from verifier.deadlines import Deadlines
+
+
+async def test_a_late_scope_raises_timeout_and_its_task_goes_on() -> None:
+    """A scope past its deadline raises TimeoutError (within a tick); the task is not cancelled."""
+    deadlines = Deadlines(tick_s=0.01)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(None) as scope:
+                deadlines.add(scope, 0.05)
+                await asyncio.sleep(5)
+        elapsed = loop.time() - started
+        await asyncio.sleep(0)  # still running: the expiry cancelled nothing else
+    finally:
+        await deadlines.close()
+    assert 0.05 <= elapsed < 2.0
+
+
+async def test_scopes_done_in_time_are_left_alone() -> None:
+    """A scope discarded before its deadline, and the ones after it, finish undisturbed."""
+    deadlines = Deadlines(tick_s=0.01)
+
+    async def work(after_s: float, sleep_s: float) -> str:
+        async with asyncio.timeout(None) as scope:
+            deadlines.add(scope, after_s)
+            try:
+                await asyncio.sleep(sleep_s)
+            finally:
+                deadlines.discard(scope)
+        return "done"
+
+    try:
+        results = await asyncio.gather(
+            work(0.05, 0.01),
+            work(0.05, 1.0),
+            work(5.0, 0.1),
+            return_exceptions=True,
+        )
+        # A discarded scope is never expired later, even long past its deadline.
+        assert await work(0.01, 0.0) == "done"
+        await asyncio.sleep(0.05)
+    finally:
+        await deadlines.close()
+    assert results[0] == "done" and results[2] == "done"
+    assert isinstance(results[1], TimeoutError)
+
+
+async def test_close_stops_the_watchdog() -> None:
+    """After close no task is left running, and the deadlines can be used again."""
+    deadlines = Deadlines(tick_s=0.01)
+    async with asyncio.timeout(None) as scope:
+        deadlines.add(scope, 10.0)
+        await asyncio.sleep(0)
+        deadlines.discard(scope)
+    await deadlines.close()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "deadlines"]
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(None) as scope:
+            deadlines.add(scope, 0.02)
+            await asyncio.sleep(5)
+    await deadlines.close()
+
+
+def test_tick_must_be_positive() -> None:
+    """A zero or negative tick is refused."""
+    with pytest.raises(ValueError, match="tick_s"):
+        Deadlines(tick_s=0)
