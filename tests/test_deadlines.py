@@ -75,3 +75,67 @@ def test_tick_must_be_positive() -> None:
     """A zero or negative tick is refused."""
     with pytest.raises(ValueError, match="tick_s"):
         Deadlines(tick_s=0)
+
+
+async def test_the_watchdog_ends_when_idle_and_starts_again() -> None:
+    """With no scope left the watchdog task ends; the next scope starts one and still expires."""
+    deadlines = Deadlines(tick_s=0.01)
+    try:
+        async with asyncio.timeout(None) as scope:
+            deadlines.add(scope, 10.0)
+            await asyncio.sleep(0)
+            deadlines.discard(scope)
+        await asyncio.sleep(0.05)
+        assert not [t for t in asyncio.all_tasks() if t.get_name() == "deadlines"]
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(None) as scope:
+                deadlines.add(scope, 0.02)
+                await asyncio.sleep(5)
+    finally:
+        await deadlines.close()
+
+
+async def test_a_scope_left_without_discard_does_not_stop_the_others() -> None:
+    """A scope that exited still registered is skipped when it is due; later ones still expire."""
+    deadlines = Deadlines(tick_s=0.01)
+    try:
+        async with asyncio.timeout(None) as forgotten:
+            deadlines.add(forgotten, 0.01)
+            await asyncio.sleep(0)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(None) as scope:
+                deadlines.add(scope, 0.05)
+                await asyncio.sleep(5)
+    finally:
+        await deadlines.close()
+
+
+async def test_close_expires_scopes_still_open() -> None:
+    """Scopes still registered when the deadlines close raise TimeoutError at once."""
+    deadlines = Deadlines(tick_s=0.01)
+
+    async def fetch() -> None:
+        async with asyncio.timeout(None) as scope:
+            deadlines.add(scope, 60.0)
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(fetch())
+    await asyncio.sleep(0.02)
+    await deadlines.close()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(task, timeout=2.0)
+
+
+async def test_close_keeps_a_cancellation_of_its_caller() -> None:
+    """A task cancelled while it closes the deadlines ends cancelled."""
+    deadlines = Deadlines(tick_s=0.01)
+    async with asyncio.timeout(None) as scope:
+        deadlines.add(scope, 10.0)
+        await asyncio.sleep(0)
+        deadlines.discard(scope)
+        deadlines.add(scope, 10.0)  # the watchdog keeps running while close waits for it
+    closing = asyncio.create_task(deadlines.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
