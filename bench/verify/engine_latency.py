@@ -40,11 +40,12 @@ ORDER BY p.product_id
 
 
 class TimingFetcher(Fetcher):
-    """The real fetcher, remembering how long each URL's last fetch took."""
+    """The real fetcher, remembering when each URL's last fetch started and how long it took."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.elapsed_s: dict[str, float] = {}
+        self.started_s: dict[str, float] = {}  # time.perf_counter()
         self.fetches = 0
 
     async def fetch(
@@ -55,7 +56,8 @@ class TimingFetcher(Fetcher):
         etag: str | None = None,
         last_modified: str | None = None,
     ) -> FetchResult:
-        """Fetch as usual and record the elapsed time."""
+        """Fetch as usual and record the start and elapsed time."""
+        self.started_s[url] = time.perf_counter()
         result = await super().fetch(url, allowed_hosts, etag=etag, last_modified=last_modified)
         self.elapsed_s[url] = result.elapsed_s
         self.fetches += 1
@@ -104,6 +106,9 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                     "latency_ms": 1000 * latency_s,
                     "fetch_ms": 1000 * fetch_s,
                     "excess_ms": 1000 * (latency_s - fetch_s),
+                    # request -> fetch start: the claim and the wait for the host's next token
+                    "before_fetch_ms": 1000
+                    * (fetcher.started_s.get(product.url, float("nan")) - started),
                     "db_ms": 1000 * (done["finished_at"] - done["requested_at"]).total_seconds()
                     if done["finished_at"] is not None
                     else None,
