@@ -664,51 +664,6 @@ def test_a_failing_fast_path_falls_back_to_the_full_parse(monkeypatch: pytest.Mo
     assert repr(parse_product_page(body, PAGE_URL)) == repr(expected)
 
 
-def test_jsonld_type_spelled_with_json_escapes_is_read_on_both_paths() -> None:
-    """JSON escapes spelling "Product" are read by the fast path as by the full one."""
-    body = (
-        b'<html><head><script type="application/ld+json">{"@type": "\\u0050rodu\\u0063t",'
-        b' "name": "Kettle", "sku": "K1", "offers": {"price": "19.90", "priceCurrency": "EUR"}}'
-        b"</script></head><body><p>caf\\u00e9</p></body></html>"
-    )
-    full = parse_product_page_full(body, PAGE_URL)
-    assert full.product is not None and full.product.name == "Kettle"
-    assert repr(parse_product_page(body, PAGE_URL)) == repr(full)
-    fast = parse_fast_path(body, PAGE_URL)
-    assert fast is None or repr(fast) == repr(full)
-
-
-BOGUS_COMMENTS = ["<?x </div> ?>", "<!x </div> >", "</ x </div> >", "<![CDATA[ </div> ]]>"]
-
-
-@pytest.mark.parametrize("bogus", BOGUS_COMMENTS)
-def test_end_tags_inside_bogus_comments_do_not_end_a_microdata_product(bogus: str) -> None:
-    """The tokenizer reads "<?...>", "<!x...>", "</ ...>" as comments: both paths agree."""
-    body = (
-        '<html><body><div itemscope itemtype="https://schema.org/Product">'
-        f"<h1 itemprop=name>Kettle</h1>{bogus}<span itemprop=sku>S1</span>"
-        '<span itemprop=price content="19.90"></span></div></body></html>'
-    ).encode()
-    full = parse_product_page_full(body, PAGE_URL)
-    assert full.product is not None and full.product.sku == "S1"
-    assert repr(parse_product_page(body, PAGE_URL)) == repr(full)
-    fast = parse_fast_path(body, PAGE_URL)
-    assert fast is None or repr(fast) == repr(full)
-
-
-def test_plaintext_inside_a_microdata_property_reads_alike_on_both_paths() -> None:
-    """<plaintext> never closes: the fast path does not pretend it does."""
-    body = (
-        b'<html><body><div itemscope itemtype="https://schema.org/Product">'
-        b"<h1 itemprop=name>Kettle</h1><span itemprop=sku>S1</span>"
-        b"<p itemprop=description>a<plaintext>b</plaintext>c</p></div>more</body></html>"
-    )
-    full = parse_product_page_full(body, PAGE_URL)
-    assert repr(parse_product_page(body, PAGE_URL)) == repr(full)
-    fast = parse_fast_path(body, PAGE_URL)
-    assert fast is None or repr(fast) == repr(full)
-
-
 def test_a_limited_element_scan_gives_up_before_rereading_deep_open_markup() -> None:
     """Deeply nested elements open at the limit: the scan stops, the page still parses alike."""
     product = b'<div itemscope itemtype="https://schema.org/Product"><h1 itemprop=name>K</h1>'
