@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 
 DONE_CHANNEL = "cv_verification_done"
 _MAX_BATCH = 500
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 @record
@@ -183,7 +184,7 @@ class ResultWriter:
                     for rec, fut in batch:
                         await self._write_alone(rec, fut)
                     continue
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                except _DB_ERRORS as exc:
                     log.error("results.write_failed", error=str(exc), rows=len(batch))
                     for _, fut in batch:
                         _settle(fut, exc)
@@ -196,7 +197,7 @@ class ResultWriter:
     async def _write_alone(self, rec: ResultRecord, fut: asyncio.Future[None]) -> None:
         try:
             await self._flush([rec])
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except _DB_ERRORS as exc:
             log.error("results.write_failed", error=str(exc), rows=1, product=rec.product_id)
             _settle(fut, exc)
         else:
